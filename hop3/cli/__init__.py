@@ -1,0 +1,1 @@
+"""The `hop` command line."""

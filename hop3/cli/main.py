@@ -1,0 +1,45 @@
+"""Entry point: the `hop` command group and friendly error handling."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from hop3 import __version__
+from hop3.errors import HopError
+
+from . import platform, sandbox, server
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hop")
+def cli() -> None:
+    """Hop3: deploy and run apps on servers you own, driven by Ansible."""
+
+
+cli.add_command(server.server)
+cli.add_command(sandbox.sandbox)
+for command in platform.COMMANDS:
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except HopError as err:
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        text = f"[bold red]Error:[/] {err.message}"
+        if err.hint:
+            text += f" {err.hint}"
+        console.print(text)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)

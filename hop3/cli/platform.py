@@ -1,0 +1,136 @@
+"""Commands that act on whole hosts: `hop setup`, `hop status`, `hop history`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hop3 import __version__
+
+from .options import RunOptions, json_option, run_options
+from .output import finish, raise_on_failure
+
+
+@click.command()
+@run_options
+def setup(opts: RunOptions) -> None:
+    """Converge hosts into Hop3 servers (safe to run again).
+
+    Installs base packages and nginx (404 for unknown hosts), lays out
+    /srv/hop3, turns on unattended security upgrades, hardens SSH (keys only),
+    bounds journald and enables time sync. Hosts of a group run in parallel.
+    """
+    from hop3.runner import run_playbook
+    from hop3.targets import resolve_target
+
+    target = resolve_target(opts.target, opts.inventory)
+    result = run_playbook(
+        "setup",
+        inventory=target.inventory,
+        limit=target.limit,
+        verb="setup",
+        extravars={"hop3_version": __version__},
+        verbose=opts.verbose,
+        quiet=opts.json,
+    )
+    finish(result, opts.json, success=f"Set up {len(result.stats)} host(s); "
+           f"{result.changed} change(s).")  # fmt: skip
+
+
+@click.command()
+@run_options
+def status(opts: RunOptions) -> None:
+    """Report OS, uptime, disk, memory, Hop3 version and services per host."""
+    from hop3.runner import run_playbook
+    from hop3.targets import resolve_target
+
+    target = resolve_target(opts.target, opts.inventory)
+    result = run_playbook(
+        "status",
+        inventory=target.inventory,
+        limit=target.limit,
+        verb="status",
+        verbose=opts.verbose,
+        quiet=True,
+        record=False,
+    )
+    if opts.json:
+        click.echo(json.dumps({"hosts": result.reports, **result.to_dict()}, indent=2))
+    else:
+        _print_status(result)
+    raise_on_failure(result, opts.json)
+
+
+def _print_status(result) -> None:
+    """One block per host: a headline, then aligned key/value lines (fits any width)."""
+    console = Console(highlight=False)
+    for host in sorted(set(result.stats) | set(result.reports)):
+        report = result.reports.get(host)
+        if report is None:
+            console.print(f"[bold]{host}[/]  [red]unreachable or failed[/] (see below)")
+            continue
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        grid.add_row("os", f"{report.get('os', '?')}, kernel {report.get('kernel', '?')}")
+        grid.add_row("uptime", _duration(report.get("uptime_s")))
+        grid.add_row("load", " ".join(str(x) for x in report.get("load", [])))
+        grid.add_row(
+            "memory",
+            f"{report.get('memory_available_mb', '?')} of "
+            f"{report.get('memory_total_mb', '?')} MB available",
+        )
+        grid.add_row(
+            "disk /",
+            f"{report.get('disk_free_gb', '?')} of {report.get('disk_total_gb', '?')} GB free",
+        )
+        grid.add_row("hop3", report.get("hop3_version") or "[yellow]not set up (run hop setup)[/]")
+        for name, state in report.get("services", {}).items():
+            colour = {"active": "green", "failed": "red"}.get(state, "yellow")
+            grid.add_row(name, f"[{colour}]{state}[/]")
+        console.print(f"[bold]{host}[/]")
+        console.print(grid)
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours}h" if days else f"{hours}h {rest // 60}m"
+
+
+@click.command()
+@click.option("-n", "--limit", default=20, show_default=True, help="How many runs to show.")
+@json_option
+def history(limit: int, as_json: bool) -> None:
+    """List past runs: when, what, on which target, result, changes."""
+    from hop3 import history as runs
+
+    entries = runs.load(limit)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo("No runs yet.")
+        return
+    table = Table("id", "time", "verb", "target", "result", "changed", "duration")
+    for entry in entries:
+        colour = "green" if entry["result"] == "successful" else "red"
+        table.add_row(
+            str(entry["id"]),
+            entry["time"],
+            entry["verb"],
+            entry["target"],
+            f"[{colour}]{entry['result']}[/]",
+            str(entry["changed"]),
+            f"{entry['duration']} s",
+        )
+    Console().print(table)
+
+
+COMMANDS = [setup, status, history]

@@ -1,0 +1,79 @@
+"""`hop sandbox`: local Debian 12 test hosts (systemd-nspawn)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .options import json_option
+
+
+@click.group()
+def sandbox() -> None:
+    """Local Debian 12 test hosts: a playground and the test bed (needs root)."""
+
+
+@sandbox.command()
+@click.option("-n", "--count", default=1, show_default=True, help="How many hosts to run.")
+@click.option("--fresh", is_flag=True, help="Reboot running hosts to a clean filesystem.")
+@json_option
+def up(count: int, fresh: bool, as_json: bool) -> None:
+    """Boot sandbox-1..N (idempotent) and register them as target 'sandbox'."""
+    from hop3 import sandbox as sb
+
+    echo = (lambda _msg: None) if as_json else click.echo
+    hosts = sb.up(count, fresh=fresh, echo=echo)
+    if as_json:
+        click.echo(json.dumps([{"name": h.name, "address": h.address} for h in hosts]))
+        return
+    for host in hosts:
+        click.echo(f"{host.name}  {host.address}  running")
+    click.echo("Registered as target 'sandbox'; try `hop setup -t sandbox`.")
+
+
+@sandbox.command()
+def down() -> None:
+    """Stop every sandbox host and remove its network and inventory entries."""
+    from hop3 import sandbox as sb
+
+    stopped = sb.down()
+    click.echo(f"Removed {len(stopped)} sandbox host(s)." if stopped else "No sandbox hosts.")
+
+
+@sandbox.command()
+@json_option
+def status(as_json: bool) -> None:
+    """List sandbox hosts and whether they run and answer SSH."""
+    from hop3 import sandbox as sb
+
+    rows = sb.status()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("No sandbox hosts. Boot some with `hop sandbox up -n 1`.")
+        return
+    table = Table("host", "address", "state", "ssh", "uptime")
+    for row in rows:
+        state = "[green]running[/]" if row["running"] else "[red]stopped[/]"
+        ssh = "yes" if row["ssh"] else "no"
+        uptime = f"{row['uptime_s']} s" if row["uptime_s"] is not None else "-"
+        table.add_row(row["name"], row["address"], state, ssh, uptime)
+    Console().print(table)
+
+
+@sandbox.command(context_settings={"ignore_unknown_options": True})
+@click.argument("host")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(host: str, command: tuple[str, ...]) -> None:
+    """Open a root shell on HOST (or run COMMAND there)."""
+    from hop3.sandbox.hosts import find, ssh_command
+
+    args = ssh_command(find(host), *command)
+    if not command:
+        args.insert(1, "-t")
+    os.execvp(args[0], args)

@@ -1,0 +1,331 @@
+"""Boot, list and remove sandbox hosts (systemd-nspawn containers).
+
+State lives in ``state_dir()/sandbox/state.json``; the SSH key that reaches
+the hosts as root is ``state_dir()/sandbox/id_ed25519``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hop3 import paths, targets
+from hop3.errors import HopError
+
+from . import image, network
+from .shell import require_tools, run
+
+GROUP = "sandbox"
+SSH_OPTIONS = [
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+]  # fmt: skip
+_TOOLS = {
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
+    "ip": "iproute2",
+    "nft": "nftables",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
+_BOOT_TIMEOUT = 60.0
+
+
+@dataclass
+class SandboxHost:
+    name: str
+    index: int
+    address: str
+    pid: int
+    image: str
+    started: float
+
+    @property
+    def running(self) -> bool:
+        return _is_our_nspawn(self.pid, self.index)
+
+
+def host_names(count: int) -> list[str]:
+    return [f"{GROUP}-{i}" for i in range(1, count + 1)]
+
+
+def _machine(index: int) -> str:
+    return network.netns_name(index)
+
+
+def _dir() -> Path:
+    return paths.ensure(paths.state_dir() / "sandbox")
+
+
+def key_path() -> Path:
+    return _dir() / "id_ed25519"
+
+
+def _state_file() -> Path:
+    return _dir() / "state.json"
+
+
+def _load_state() -> dict:
+    try:
+        return json.loads(_state_file().read_text())
+    except FileNotFoundError:
+        return {"hosts": {}}
+
+
+def _save_state(state: dict) -> None:
+    tmp = _state_file().with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(_state_file())
+
+
+def _is_our_nspawn(pid: int, index: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    if "\nState:\tZ" in status:
+        return False
+    return f"--machine={_machine(index)}".encode() in cmdline
+
+
+def _preflight() -> None:
+    if os.geteuid() != 0:
+        raise HopError(
+            "The sandbox needs root: it creates network namespaces, a bridge and "
+            "systemd-nspawn containers.",
+            "Run it as root (e.g. `sudo .venv/bin/hop sandbox up`).",
+        )
+    require_tools(_TOOLS)
+    probe = run("systemd-nspawn", "--version", check=False)
+    if probe.returncode != 0:
+        raise HopError(
+            "systemd-nspawn is installed but does not run on this machine: " + probe.stderr.strip(),
+            "The sandbox needs a Linux kernel with namespaces; use a VM or a real host.",
+        )
+
+
+def _ensure_key() -> Path:
+    key = key_path()
+    if not key.exists():
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hop3-sandbox", "-f", str(key))
+    authorized = _dir() / "authorized_keys"
+    authorized.write_text(key.with_suffix(".pub").read_text())
+    authorized.chmod(0o600)
+    return authorized
+
+
+def _caches(name: str) -> tuple[Path, Path]:
+    base = paths.cache_dir() / "sandbox"
+    # apt locks its archive dir, so each host gets its own to install in parallel.
+    apt = paths.ensure(base / "apt" / name / "partial", 0o755).parent
+    build = paths.ensure(base / "build-cache", 0o777)
+    return apt, build
+
+
+def _boot(index: int, rootfs: Path, authorized: Path) -> SandboxHost:
+    name = host_names(index)[-1]
+    network.ensure_netns(index)
+    apt_cache, build_cache = _caches(name)
+    log = open(_dir() / f"{name}.log", "w")  # noqa: SIM115 - handed to the child
+    args = [
+        "systemd-nspawn",
+        "--boot",
+        "--register=no",
+        "--keep-unit",
+        "--volatile=overlay",
+        "--console=passive",
+        "--resolv-conf=copy-host",
+        f"--directory={rootfs}",
+        f"--machine={_machine(index)}",
+        f"--hostname={name}",
+        f"--network-namespace-path=/run/netns/{network.netns_name(index)}",
+        f"--bind-ro={authorized}:/root/.ssh/authorized_keys",
+        f"--bind={apt_cache}:/var/cache/apt/archives",
+        f"--bind={build_cache}:{image.BUILD_CACHE_MOUNT}",
+    ]
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    # Until the child has exec'd, /proc shows the parent's command line.
+    deadline = time.monotonic() + 5
+    while not _is_our_nspawn(proc.pid, index) and proc.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return SandboxHost(
+        name=name,
+        index=index,
+        address=str(network.host_address(index)),
+        pid=proc.pid,
+        image=str(rootfs),
+        started=time.time(),
+    )
+
+
+def ssh_command(host: SandboxHost | str, *command: str) -> list[str]:
+    address = host.address if isinstance(host, SandboxHost) else host
+    return ["ssh", "-i", str(key_path()), *SSH_OPTIONS, "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=3", f"root@{address}", *command]  # fmt: skip
+
+
+def _wait_ready(hosts: list[SandboxHost]) -> None:
+    """Wait until systemd in each host finished booting and SSH answers."""
+    deadline = time.monotonic() + _BOOT_TIMEOUT
+    pending = list(hosts)
+    while pending:
+        for host in list(pending):
+            if not host.running:
+                log_tail = (_dir() / f"{host.name}.log").read_text()[-800:]
+                raise HopError(
+                    f"Sandbox host {host.name} stopped while booting: {log_tail.strip()}",
+                    "Check that this machine supports systemd-nspawn containers "
+                    "(cgroups, namespaces) and run `hop sandbox up` again.",
+                )
+            try:
+                probe = subprocess.run(
+                    ssh_command(host, "systemctl", "is-system-running"),
+                    capture_output=True, text=True, timeout=10,
+                ).stdout.strip()  # fmt: skip
+            except subprocess.TimeoutExpired:
+                probe = "timeout"
+            if probe in ("running", "degraded"):
+                pending.remove(host)
+        if pending and time.monotonic() > deadline:
+            raise HopError(
+                f"Sandbox hosts {', '.join(h.name for h in pending)} did not answer SSH "
+                f"within {_BOOT_TIMEOUT:.0f} s.",
+                "See their boot logs in " + str(_dir()) + ", then run `hop sandbox down` "
+                "and `hop sandbox up` again.",
+            )
+        if pending:
+            time.sleep(0.3)
+
+
+def _stop(index: int, pid: int | None) -> None:
+    """Shut a host down (graceful, then forced) and remove its namespace."""
+    if pid and _is_our_nspawn(pid, index):
+        os.kill(pid, signal.SIGTERM)  # nspawn asks the container's systemd to power off
+        deadline = time.monotonic() + 15
+        while _is_our_nspawn(pid, index) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _is_our_nspawn(pid, index):
+            os.kill(pid, signal.SIGKILL)
+    if network.netns_exists(index):
+        leftover = run("ip", "netns", "pids", network.netns_name(index), check=False).stdout
+        for stray in leftover.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stray), signal.SIGKILL)
+        time.sleep(0.1 if leftover.strip() else 0)
+    network.remove_netns(index)
+
+
+def _inventory_vars(host: SandboxHost) -> dict:
+    return {
+        "ansible_host": host.address,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key_path()),
+        "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
+        "ansible_host_key_checking": False,
+    }
+
+
+def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
+    """Make exactly ``count`` hosts run (sandbox-1..N); idempotent.
+
+    ``fresh`` reboots running hosts, which gives them a clean root filesystem.
+    """
+    if not 1 <= count <= 50:
+        raise HopError(f"Cannot boot {count} sandbox hosts.", "Choose -n between 1 and 50.")
+    _preflight()
+    rootfs = image.ensure_image(echo=echo)
+    authorized = _ensure_key()
+    state = _load_state()
+    state.setdefault("forwarding_before", network.read_forwarding())
+    known = {h["index"]: SandboxHost(**h) for h in state["hosts"].values()}
+    network.ensure_bridge()
+    booted: list[SandboxHost] = []
+    try:
+        for index in range(1, count + 1):
+            host = known.get(index)
+            if host and host.running and host.image == str(rootfs) and not fresh:
+                continue
+            if host or network.netns_exists(index):
+                _stop(index, host.pid if host else None)
+            booted.append(_boot(index, rootfs, authorized))
+        _wait_ready(booted)
+    except BaseException:
+        for host in booted:
+            _stop(host.index, host.pid)
+        raise
+    for host in booted:
+        known[host.index] = host
+    for index in [i for i in known if i > count]:
+        _stop(index, known.pop(index).pid)
+    hosts = [known[i] for i in sorted(known)]
+    state["hosts"] = {h.name: asdict(h) for h in hosts}
+    _save_state(state)
+    image.drop_other_images(keep=rootfs)
+    targets.register_group(GROUP, {h.name: _inventory_vars(h) for h in hosts})
+    return hosts
+
+
+def down() -> list[str]:
+    """Remove every host, namespace, the bridge and NAT; unregister the group."""
+    state = _load_state()
+    stopped = []
+    pids = {h["index"]: h["pid"] for h in state["hosts"].values()}
+    for index in sorted(set(pids) | set(network.existing_indexes())):
+        _stop(index, pids.get(index))
+        stopped.append(host_names(index)[-1])
+    network.remove_bridge()
+    if "forwarding_before" in state and not network.other_bridges():
+        network.write_forwarding(state["forwarding_before"])
+    _state_file().unlink(missing_ok=True)
+    targets.unregister_group(GROUP)
+    return stopped
+
+
+def status() -> list[dict]:
+    """One entry per known host: name, address, running, ssh answering, uptime."""
+    rows = []
+    for data in _load_state()["hosts"].values():
+        host = SandboxHost(**data)
+        running = host.running
+        rows.append(
+            {
+                "name": host.name,
+                "address": host.address,
+                "running": running,
+                "ssh": running and _port_open(host.address, 22),
+                "uptime_s": round(time.time() - host.started) if running else None,
+                "pid": host.pid if running else None,
+            }
+        )
+    return rows
+
+
+def find(name: str) -> SandboxHost:
+    hosts = _load_state()["hosts"]
+    if name not in hosts:
+        known = ", ".join(hosts) or "none (run `hop sandbox up`)"
+        raise HopError(f"No sandbox host named '{name}'.", f"Known sandbox hosts: {known}.")
+    return SandboxHost(**hosts[name])
+
+
+def _port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,83 @@
+"""Fixtures for tests on real sandbox hosts.
+
+One set of sandbox hosts boots per test session and is shared: tests that
+need a pristine host say so and reboot it with `hop sandbox up --fresh`.
+The tests use their own inventory and history (HOP3_CONFIG_DIR and
+HOP3_STATE_DIR), and the shared image cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HOP = str(Path(sys.executable).with_name("hop"))
+HOST_COUNT = 2
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `last` (e.g. the sandbox teardown check) run at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "last: run after every other test")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hop_env(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.fail("Integration tests boot sandbox hosts and must run as root.")
+    base = tmp_path_factory.mktemp("hop3")
+    for name in ("HOP3_CONFIG_DIR", "HOP3_STATE_DIR"):
+        os.environ.setdefault(name, str(base / name.lower()))
+        shutil.rmtree(os.environ[name], ignore_errors=True)
+    os.environ.pop("HOP3_TARGET", None)
+    # A sandbox network of its own, so tests can run beside a demo sandbox.
+    os.environ.setdefault("HOP3_SANDBOX_NET", "1")
+    return base
+
+
+def hop(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the real `hop` CLI; on unexpected failure show its output."""
+    proc = subprocess.run([HOP, *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"hop {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def hop_json(*args: str, check: bool = True):
+    return json.loads(hop(*args, "--json", check=check).stdout)
+
+
+@pytest.fixture(scope="session")
+def sandbox_hosts(hop_env):
+    """Boot the shared sandbox hosts once per session; remove them at the end."""
+    hosts = hop_json("sandbox", "up", "-n", str(HOST_COUNT))
+    yield hosts
+    hop("sandbox", "down", check=False)
+
+
+@pytest.fixture(scope="session")
+def setup_runs(sandbox_hosts):
+    """`hop setup` twice on all sandbox hosts: results of the first and second run."""
+    first = hop_json("setup", "-t", "sandbox")
+    second = hop_json("setup", "-t", "sandbox")
+    return first, second
+
+
+def ssh(address: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    key = Path(os.environ["HOP3_STATE_DIR"]) / "sandbox" / "id_ed25519"
+    args = ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "BatchMode=yes", f"root@{address}", *command]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        pytest.fail(f"ssh {address} {command} exited {proc.returncode}: {proc.stderr}")
+    return proc
