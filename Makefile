@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh Debian 12 machine (as root):
-#   make demo   boot a local sandbox host, set it up with Hop3, show its status
+#   make demo   boot a local sandbox host, set it up, deploy an example app
 #   make test   lint, unit tests, integration tests on sandbox hosts, molecule
 PYTHON ?= python3
 VENV   := .venv
@@ -32,6 +32,7 @@ demo: system-deps venv
 	$(HOP) sandbox up -n 1
 	$(HOP) setup -t sandbox
 	$(HOP) status -t sandbox
+	$(HOP) deploy examples/python-flask -t sandbox-1
 
 test: system-deps venv lint unit integration molecule
 

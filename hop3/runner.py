@@ -312,6 +312,8 @@ def output_tail(res: dict, n: int = OUTPUT_TAIL_LINES) -> str:
     item = _first_failed_item(res)
     if item is not None:
         return output_tail(item, n)
+    if res.get("output_tail"):  # Hop3's own modules name the output of the step that failed
+        return last_lines(str(res["output_tail"]), n)
     keys = ("stdout", "stderr") if "stdout" in res or "stderr" in res else ("module_stderr",)
     parts = [str(res.get(key) or "") for key in keys]
     text = "\n".join(part.strip("\n") for part in parts if part.strip())

@@ -6,11 +6,12 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from hop3 import __version__
 from hop3.errors import HopError
 
-from . import platform, sandbox, server
+from . import apps, config, logs, platform, sandbox, server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +22,7 @@ def cli() -> None:
 
 cli.add_command(server.server)
 cli.add_command(sandbox.sandbox)
-for command in platform.COMMANDS:
+for command in [*platform.COMMANDS, *apps.COMMANDS, *config.COMMANDS, *logs.COMMANDS]:
     cli.add_command(command)
 
 
@@ -30,9 +31,10 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except HopError as err:
         console = Console(stderr=True, highlight=False, soft_wrap=True)
-        text = f"[bold red]Error:[/] {err.message}"
+        # Messages quote user input (e.g. "[bulid]"): never read them as markup.
+        text = f"[bold red]Error:[/] {escape(err.message)}"
         if err.hint:
-            text += f" {err.hint}"
+            text += ("\n" if "\n" in err.message else " ") + escape(err.hint)
         console.print(text)
         sys.exit(err.exit_code)
     except click.exceptions.Abort:

@@ -21,6 +21,29 @@ COMMANDS = [
     ["sandbox", "down"],
     ["sandbox", "status"],
     ["sandbox", "ssh"],
+    *[
+        [c]
+        for c in (
+            "deploy",
+            "apps",
+            "ps",
+            "ps:scale",
+            "start",
+            "stop",
+            "restart",
+            "releases",
+            "rollback",
+            "destroy",
+            "config",
+            "config:get",
+            "config:set",
+            "config:unset",
+            "domains:add",
+            "domains:remove",
+            "logs",
+            "run",
+        )
+    ],
 ]
 
 
@@ -31,7 +54,7 @@ def test_every_command_has_help(command):
     assert "Usage:" in result.output
 
 
-@pytest.mark.parametrize("command", [["setup"], ["status"]])
+@pytest.mark.parametrize("command", [["setup"], ["status"], ["deploy"], ["config:set"], ["ps"]])
 def test_host_commands_take_target_and_inventory(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     for flag in ("-t, --target", "-i, --inventory", "--json", "-v, --verbose"):

@@ -1,0 +1,46 @@
+"""Helpers shared by the app commands: running a verb's playbook for an app,
+and reading app reports back."""
+
+from __future__ import annotations
+
+from hop3.errors import HopError
+
+from .options import RunOptions
+from .output import raise_on_failure
+
+
+def run_app_playbook(playbook: str, app: str, opts: RunOptions, verb: str, quiet=None, **extra):
+    """Run ``playbook`` for ``app`` on the command's target; return the result."""
+    from hop3.appspec import validate_app_name
+    from hop3.runner import run_playbook
+    from hop3.targets import resolve_target
+
+    validate_app_name(app)
+    target = resolve_target(opts.target, opts.inventory)
+    result = run_playbook(
+        playbook,
+        inventory=target.inventory,
+        limit=target.limit,
+        verb=verb,
+        extravars={"hop3_app_name": app, **extra},
+        verbose=opts.verbose,
+        quiet=opts.json if quiet is None else quiet,
+        record=verb not in ("apps", "ps", "releases", "config"),
+    )
+    return target, result
+
+
+def app_reports(app: str, opts: RunOptions, verb: str, with_config: bool = False) -> dict:
+    """Per host, the app's report; a clear error when no host has the app."""
+    _, result = run_app_playbook(
+        "app-info", app, opts, verb, quiet=True, hop3_app_with_config=with_config
+    )
+    raise_on_failure(result, opts.json)
+    reports = {h: r for h, r in result.reports.items() if r.get("exists")}
+    if not reports:
+        where = ", ".join(sorted(result.reports)) or "the target"
+        raise HopError(
+            f"There is no app named '{app}' on {where}.",
+            "`hop apps` lists the apps; deploy one with `hop deploy PATH --app NAME`.",
+        )
+    return reports

@@ -1,0 +1,224 @@
+"""App lifecycle commands: deploy, apps, ps, ps:scale, start, stop, restart,
+releases, rollback, destroy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hop3.errors import HopError
+
+from .appcommon import app_reports, run_app_playbook
+from .options import RunOptions, run_options
+from .output import finish, raise_on_failure
+
+PROCESS_COUNT = "PROCESS=N"
+
+
+@click.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--app", "app_name", help="App name (default: [metadata] id, else the folder name).")
+@click.option("--ref", help="Deploy this git ref (branch, tag, commit) instead of the work tree.")
+@run_options
+def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) -> None:
+    """Build PATH and run it, replacing the running release without downtime."""
+    from hop3.appspec import load_app
+    from hop3.runner import run_playbook
+    from hop3.source import pack
+    from hop3.targets import resolve_target
+
+    if not path.is_dir():
+        raise HopError(f"{path} is not a directory.", "Pass the folder of the app to deploy.")
+    spec = load_app(path, app_name)
+    target = resolve_target(opts.target, opts.inventory)
+    packed = pack(path, ref)
+    result = run_playbook(
+        "deploy",
+        inventory=target.inventory,
+        limit=target.limit,
+        verb="deploy",
+        extravars={
+            "hop3_app_name": spec.name,
+            "hop3_app_spec": spec.to_vars(),
+            "hop3_app_source": str(packed.archive),
+            "hop3_app_source_digest": packed.digest,
+            "hop3_app_source_rev": packed.rev,
+        },
+        verbose=opts.verbose,
+        quiet=opts.json,
+    )
+    if opts.json:
+        click.echo(json.dumps({"app": spec.name, **result.to_dict()}, indent=2))
+    elif result.ok:
+        for host, report in sorted(result.reports.items()):
+            verb = "is live" if report.get("built") else "is unchanged"
+            url = f"http://{report['domains'][0]}/"
+            click.echo(f"{spec.name} {report['release']} {verb} on {host}: {url}")
+            click.echo(f"  without DNS: curl -H 'Host: {report['domains'][0]}' "
+                       f"http://{report['address']}/")  # fmt: skip
+    raise_on_failure(result, opts.json)
+
+
+@click.command()
+@run_options
+def apps(opts: RunOptions) -> None:
+    """List the apps on the target hosts and whether they run."""
+    from hop3.runner import run_playbook
+    from hop3.targets import resolve_target
+
+    target = resolve_target(opts.target, opts.inventory)
+    result = run_playbook("app-info", inventory=target.inventory, limit=target.limit,
+                          verb="apps", quiet=True, record=False, verbose=opts.verbose)  # fmt: skip
+    if opts.json:
+        click.echo(json.dumps({h: r.get("apps", []) for h, r in result.reports.items()}, indent=2))
+    else:
+        table = Table("host", "app", "status", "release", "processes", "domains")
+        for host, report in sorted(result.reports.items()):
+            for app in report.get("apps", []):
+                table.add_row(host, app["app"], _status(app["status"]), app["release"] or "-",
+                              _scale(app["scale"]), ", ".join(app["domains"]) or "-")  # fmt: skip
+        Console().print(table) if table.rows else click.echo("No apps yet.")
+    raise_on_failure(result, opts.json)
+
+
+def _status(status: str) -> str:
+    colour = {"running": "green", "stopped": "yellow", "degraded": "red"}.get(status, "white")
+    return f"[{colour}]{status}[/]"
+
+
+def _scale(scale: dict) -> str:
+    return " ".join(f"{p}={n}" for p, n in scale.items()) or "-"
+
+
+@click.command()
+@click.argument("app")
+@run_options
+def ps(app: str, opts: RunOptions) -> None:
+    """Show APP's processes: instance, release, port and live state."""
+    reports = app_reports(app, opts, "ps")
+    if opts.json:
+        click.echo(json.dumps(reports, indent=2))
+        return
+    table = Table("host", "process", "instance", "release", "port", "state")
+    for host, report in sorted(reports.items()):
+        for proc in report["processes"]:
+            state = proc["state"]
+            colour = "green" if state == "running" else "red"
+            table.add_row(host, proc["process"], proc["instance"], proc["release"],
+                          str(proc["port"] or "-"), f"[{colour}]{state}[/]")  # fmt: skip
+        for job in report["cron"]:
+            table.add_row(host, job["name"], job["schedule"], report["release"], "-", "timer")
+    Console().print(table) if table.rows else click.echo(f"{app} runs no processes.")
+
+
+def _parse_counts(pairs: tuple[str, ...]) -> dict[str, int]:
+    counts = {}
+    for pair in pairs:
+        name, sep, number = pair.partition("=")
+        if not sep or not name or not number.isdigit() or int(number) > 20:
+            raise HopError(
+                f"'{pair}' is not a process count.",
+                "Write PROCESS=N with N from 0 to 20, e.g. `hop ps:scale shop web=2 worker=1`.",
+            )
+        counts[name] = int(number)
+    return counts
+
+
+@click.command("ps:scale")
+@click.argument("app")
+@click.argument("counts", nargs=-1, required=True, metavar="PROCESS=N...")
+@run_options
+def scale(app: str, counts: tuple[str, ...], opts: RunOptions) -> None:
+    """Run N instances of each PROCESS of APP (zero downtime)."""
+    wanted = _parse_counts(counts)
+    reports = app_reports(app, opts, "ps")
+    for host, report in reports.items():
+        known = {p["process"] for p in report["processes"]} | set(report["scale"])
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise HopError(
+                f"App '{app}' on {host} has no process {', '.join(unknown)}.",
+                f"Its processes are: {', '.join(sorted(known)) or 'none'}.",
+            )
+    _state(app, opts, "ps:scale", "started", scale=wanted)
+
+
+def _state(app, opts, verb, state, scale=None, release=None):
+    _, result = run_app_playbook(
+        "app-state", app, opts, verb,
+        hop3_app_state=state, hop3_app_scale=scale or {}, hop3_app_release=release or "",
+    )  # fmt: skip
+    summary = ", ".join(
+        f"{h}: {r.get('release')} {_scale(r.get('scale') or {})}"
+        for h, r in sorted(result.reports.items())
+    )
+    finish(result, opts.json, success=f"{app} {verb}: {summary}")
+
+
+def _lifecycle(name: str, state: str, help_text: str):
+    @click.command(name, help=help_text)
+    @click.argument("app")
+    @run_options
+    def command(app: str, opts: RunOptions) -> None:
+        app_reports(app, opts, name)
+        _state(app, opts, name, state)
+
+    return command
+
+
+start = _lifecycle("start", "started", "Start APP's processes (as scaled).")
+stop = _lifecycle("stop", "stopped", "Stop all of APP's processes; its vhost answers 502.")
+restart = _lifecycle("restart", "restarted", "Restart APP's processes without downtime.")
+
+
+@click.command()
+@click.argument("app")
+@run_options
+def releases(app: str, opts: RunOptions) -> None:
+    """List APP's releases: id, time, source revision, status."""
+    reports = app_reports(app, opts, "releases")
+    if opts.json:
+        click.echo(json.dumps({h: r["releases"] for h, r in reports.items()}, indent=2))
+        return
+    table = Table("host", "release", "time", "source", "status")
+    for host, report in sorted(reports.items()):
+        for rel in reversed(report["releases"]):
+            colour = "green" if rel["status"] == "active" else "white"
+            table.add_row(host, rel["id"], rel["time"], rel["rev"] or "-",
+                          f"[{colour}]{rel['status']}[/]")  # fmt: skip
+    Console().print(table)
+
+
+@click.command()
+@click.argument("app")
+@click.argument("release", required=False)
+@run_options
+def rollback(app: str, release: str | None, opts: RunOptions) -> None:
+    """Switch APP back to RELEASE (default: the previous one), without downtime."""
+    app_reports(app, opts, "rollback")
+    _state(app, opts, "rollback", "started", release=release or "previous")
+
+
+@click.command()
+@click.argument("app")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@run_options
+def destroy(app: str, yes: bool, opts: RunOptions) -> None:
+    """Remove APP entirely: processes, units, vhost, files, user."""
+    from hop3.appspec import validate_app_name
+
+    validate_app_name(app)
+    if not yes:
+        click.confirm(
+            f"Destroy app '{app}' and all its data on the target? This cannot be undone",
+            abort=True,
+        )
+    _, result = run_app_playbook("destroy", app, opts, "destroy")
+    finish(result, opts.json, success=f"Destroyed {app}.")
+
+
+COMMANDS = [deploy, apps, ps, scale, start, stop, restart, releases, rollback, destroy]

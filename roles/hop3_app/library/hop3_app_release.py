@@ -1,0 +1,261 @@
+#!/usr/bin/python3
+"""Build a new release of a Hop3 app from an uploaded source archive."""
+
+DOCUMENTATION = r"""
+module: hop3_app_release
+short_description: Build a release of a Hop3 app
+description:
+  - Creates the app's user and directories, unpacks the source archive into
+    C(releases/<id>) as the app's user, builds it for its runtime (Python with
+    uv, Node with npm, Go, static, generic), fills config defaults, and runs
+    the app's release command. A failed step removes the half-built release.
+  - Unchanged source and spec build nothing (changed=false).
+options:
+  app: {description: App name (already validated)., type: str, required: true}
+  spec: {description: The app spec (AppSpec.to_vars())., type: dict, required: true}
+  source: {description: Path of the uploaded .tar.gz on the host., type: str, required: true}
+  digest: {description: Digest of the source archive., type: str, required: true}
+  rev: {description: Source revision shown in `hop releases`., type: str, default: ""}
+  launcher: {description: Content of the hop3-launch program (installed if it differs)., type: str}
+author: Hop3
+"""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_host import (
+    LAUNCHER,
+    RELEASE_META,
+    AppPaths,
+    StepFailed,
+    digest,
+    ensure_user,
+    find_release,
+    grant_web_server,
+    load_env,
+    load_state,
+    run_as,
+    run_in_release,
+    save_env,
+    save_state,
+    tail,
+    write_file,
+)
+
+UV = "/opt/hop3/uv/bin/uv"
+RUNTIME_PACKAGES = {"node": ["nodejs", "npm"], "go": ["golang-go"]}
+
+
+def build_identity(spec):
+    """What makes two builds the same: everything but proxy-only settings."""
+    return digest({k: v for k, v in spec.items() if k not in ("domains", "proxy", "waf")})
+
+
+def ensure_packages(packages):
+    missing = [p for p in packages if not _installed(p)]
+    if not missing:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    proc = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", *missing],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        subprocess.run(["apt-get", "update"], capture_output=True, env=env)
+        proc = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *missing],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        raise StepFailed(
+            "packages", "Installing %s failed." % " ".join(missing), proc.stdout + proc.stderr
+        )
+
+
+def _installed(package):
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
+    )
+    return proc.stdout.endswith("installed") and "not-installed" not in proc.stdout
+
+
+def ensure_uv():
+    if os.path.exists(UV):
+        return
+    for args in (["python3", "-m", "venv", "/opt/hop3/uv"],
+                 ["/opt/hop3/uv/bin/pip", "install", "--quiet", "uv>=0.4,<1"]):  # fmt: skip
+        proc = subprocess.run(args, capture_output=True, text=True)
+        if proc.returncode != 0:
+            shutil.rmtree("/opt/hop3/uv", ignore_errors=True)
+            raise StepFailed("packages", "Installing uv failed.", proc.stdout + proc.stderr)
+
+
+def runtime_steps(spec, paths, release_dir):
+    """(name, shell command) pairs that build the release for its runtime."""
+    cache = paths.cache
+    runtime = spec["runtime"]
+    if runtime == "python":
+        uv = "UV_CACHE_DIR=%s/uv UV_PYTHON_DOWNLOADS=never %s" % (cache, UV)
+        if os.path.exists(os.path.join(release_dir, "requirements.txt")):
+            install = "%s pip install --python .venv/bin/python -r requirements.txt" % uv
+        else:
+            install = "%s pip install --python .venv/bin/python ." % uv
+        return [("python venv", "%s venv --quiet --python /usr/bin/python3 .venv && %s"
+                 % (uv, install))]  # fmt: skip
+    if runtime == "node":
+        npm = "npm_config_cache=%s/npm npm" % cache
+        lock = spec["build"].get("node_lockfile")
+        steps = [("npm install", "%s %s --no-audit --no-fund" % (npm, "ci" if lock else "install"))]
+        if spec["build"].get("node_build_script"):
+            steps.append(("npm run build", "%s run build" % npm))
+        return steps
+    if runtime == "go":
+        go = "GOCACHE=%s/go-build GOMODCACHE=%s/go-mod GOPATH=%s/go GOFLAGS=-buildvcs=false" % (
+            cache, cache, cache)  # fmt: skip
+        return [("go build", "%s go build -o bin/app ." % go)]
+    return []
+
+
+def unpack(paths, source, release_dir):
+    os.mkdir(release_dir, 0o750)
+    shutil.chown(release_dir, paths.app, paths.app)
+    with open(source, "rb") as archive:
+        code, output = run_as(
+            paths.app, ["tar", "-xzf", "-", "--no-same-owner", "-C", release_dir],
+            cwd=release_dir, env={"PATH": "/usr/bin:/bin"}, stdin=archive,
+        )  # fmt: skip
+    if code != 0:
+        raise StepFailed("unpack", "Unpacking the source failed.", output)
+    grant_web_server(release_dir, "rx")
+
+
+def drop_other_uploads(app, keep):
+    folder = os.path.dirname(keep)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if re.fullmatch(re.escape(app) + r"-[0-9a-f]+\.tar\.gz", name) and path != keep:
+            os.unlink(path)
+
+
+def write_release_meta(spec, release_dir):
+    commands = {name: proc["command"] for name, proc in spec["processes"].items()}
+    commands.update({job["name"]: job["command"] for job in spec.get("cron", [])})
+    meta = {"commands": commands, "release": spec.get("release")}
+    write_file(os.path.join(release_dir, RELEASE_META), json.dumps(meta, indent=2))
+
+
+def apply_env_defaults(paths, state, spec):
+    """Defaults from the spec fill keys the user has not set; generated secrets
+    are made once. A default that changed replaces a value still equal to the
+    old default."""
+    env = load_env(paths)
+    previous = state.get("env_defaults", {})
+    for key, value in spec.get("env", {}).items():
+        if key not in env or (key in previous and env[key] == previous[key]):
+            env[key] = value
+    for key, rule in spec.get("env_generate", {}).items():
+        if key not in env:
+            env[key] = generate_secret(rule)
+    state["env_defaults"] = dict(spec.get("env", {}))
+    save_env(paths, env)
+
+
+def generate_secret(rule):
+    length = int(rule.get("length", 32))
+    kind = rule.get("generate", "hex")
+    if kind == "hex":
+        return secrets.token_hex((length + 1) // 2)[:length]
+    if kind == "base64":
+        return secrets.token_urlsafe(length)[:length]
+    return secrets.token_urlsafe(length * 2).replace("-", "").replace("_", "")[:length]
+
+
+def build(module, paths, state, spec):
+    release_id = "v%d" % state["next_release"]
+    release_dir = paths.release(release_id)
+    if os.path.exists(release_dir):
+        shutil.rmtree(release_dir)
+    timings = {}
+    try:
+        packages = list(spec["build"].get("packages", []))
+        packages += RUNTIME_PACKAGES.get(spec["runtime"], [])
+        ensure_packages(packages)
+        if spec["runtime"] == "python":
+            ensure_uv()
+        unpack(paths, module.params["source"], release_dir)
+        write_release_meta(spec, release_dir)
+        apply_env_defaults(paths, state, spec)
+        steps = [("before-build", c) for c in spec["build"].get("before_build", [])]
+        steps += runtime_steps(spec, paths, release_dir)
+        steps += [("build", c) for c in spec["build"].get("build", [])]
+        steps += [("after-build", c) for c in spec["build"].get("after_build", [])]
+        if spec.get("release"):
+            steps.append(("release command", spec["release"]))
+        for name, command in steps:
+            started = time.monotonic()
+            code, output = run_in_release(paths, release_id, command)
+            timings[name] = round(time.monotonic() - started, 2)
+            if code != 0:
+                raise StepFailed(name, "`%s` exited %d." % (command, code), output)
+    except BaseException:
+        shutil.rmtree(release_dir, ignore_errors=True)
+        raise
+    drop_other_uploads(paths.app, module.params["source"])
+    state["next_release"] += 1
+    state["releases"].append({
+        "id": release_id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rev": module.params["rev"],
+        "digest": module.params["digest"],
+        "build": build_identity(spec),
+        "status": "built",
+        "spec": spec,
+    })  # fmt: skip
+    save_state(paths, state)
+    return release_id, timings
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "app": {"type": "str", "required": True},
+            "spec": {"type": "dict", "required": True},
+            "source": {"type": "str", "required": True},
+            "digest": {"type": "str", "required": True},
+            "rev": {"type": "str", "default": ""},
+            "launcher": {"type": "str"},
+        },
+    )
+    paths = AppPaths(module.params["app"])
+    spec = module.params["spec"]
+    try:
+        user_changed = ensure_user(paths)
+        if module.params["launcher"]:
+            user_changed |= write_file(LAUNCHER, module.params["launcher"], mode=0o755)
+        state = load_state(paths)
+        current = find_release(state, state["current"]) if state["current"] else None
+        if (
+            current
+            and current["digest"] == module.params["digest"]
+            and current["build"] == build_identity(spec)
+            and os.path.isdir(paths.release(current["id"]))
+        ):
+            module.exit_json(changed=user_changed, release=current["id"], built=False)
+        release_id, timings = build(module, paths, state, spec)
+    except StepFailed as err:
+        module.fail_json(
+            msg="Deploy step '%s' failed: %s" % (err.step, err.message),
+            step=err.step,
+            output_tail=tail(err.output),
+        )
+    module.exit_json(changed=True, release=release_id, built=True, timings=timings)
+
+
+if __name__ == "__main__":
+    main()

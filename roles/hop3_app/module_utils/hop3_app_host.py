@@ -1,0 +1,327 @@
+"""Shared host-side helpers for Hop3's app modules: paths, state, users,
+commands run as the app's user, the port registry and nginx upstreams.
+
+Everything here runs on the managed host as root, inside a module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+APPS_ROOT = "/srv/hop3/apps"
+PORTS_FILE = "/srv/hop3/ports.json"
+PORT_RANGE = (20000, 29999)
+LAUNCHER = "/usr/local/lib/hop3/hop3-launch"
+UPSTREAMS_DIR = "/etc/nginx/hop3/upstreams"
+SITES_ENABLED = "/etc/nginx/sites-enabled"
+UNIT_DIR = "/etc/systemd/system"
+RELEASE_META = ".hop3-release.json"
+
+
+class StepFailed(Exception):
+    """A deploy step failed: which step, why, and the tail of its output."""
+
+    def __init__(self, step, message, output=""):
+        super().__init__(message)
+        self.step = step
+        self.message = message
+        self.output = tail(output)
+
+
+def tail(text, lines=30):
+    return "\n".join((text or "").rstrip().splitlines()[-lines:])
+
+
+class AppPaths:
+    def __init__(self, app):
+        self.app = app
+        self.root = os.path.join(APPS_ROOT, app)
+        self.releases = os.path.join(self.root, "releases")
+        self.current = os.path.join(self.root, "current")
+        self.shared = os.path.join(self.root, "shared")
+        self.cache = os.path.join(self.root, "cache")
+        self.env = os.path.join(self.root, "env")
+        self.state = os.path.join(self.root, "state.json")
+        self.upstream = os.path.join(UPSTREAMS_DIR, app + ".conf")
+        self.site = os.path.join(SITES_ENABLED, "hop3-" + app + ".conf")
+
+    def release(self, release_id):
+        return os.path.join(self.releases, release_id)
+
+
+# --- files ------------------------------------------------------------------
+
+
+def write_file(path, content, mode=0o644, owner=None):
+    """Write atomically; return True when the content or mode changed."""
+    data = content.encode() if isinstance(content, str) else content
+    try:
+        with open(path, "rb") as handle:
+            same = handle.read() == data
+        st = os.stat(path)
+        if same and (st.st_mode & 0o7777) == mode and (owner is None or _owned(st, owner)):
+            return False
+    except FileNotFoundError:
+        pass
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hop3-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        if owner:
+            shutil.chown(tmp, owner, owner)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
+
+def _owned(st, owner):
+    return st.st_uid == pwd.getpwnam(owner).pw_uid
+
+
+def read_json(path, default):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return default
+
+
+def digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- app state, env, user ----------------------------------------------------
+
+
+def load_state(paths):
+    return read_json(
+        paths.state,
+        {"app": paths.app, "releases": [], "current": None, "next_release": 1,
+         "scale": {}, "instances": {}, "stopped": False, "domains_extra": [],
+         "domains_removed": [], "env_defaults": {}, "next_instance": 1},
+    )  # fmt: skip
+
+
+def save_state(paths, state):
+    write_file(paths.state, json.dumps(state, indent=2, sort_keys=True), mode=0o640)
+    shutil.chown(paths.state, "root", paths.app)
+
+
+def find_release(state, release_id):
+    for release in state["releases"]:
+        if release["id"] == release_id:
+            return release
+    return None
+
+
+def load_env(paths):
+    return read_json(paths.env, {})
+
+
+def save_env(paths, env):
+    return write_file(paths.env, json.dumps(env, indent=2, sort_keys=True), 0o600, paths.app)
+
+
+def user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def ensure_user(paths):
+    """The app's own system user and group; refuses a user Hop3 did not make."""
+    changed = False
+    if user_exists(paths.app):
+        if pwd.getpwnam(paths.app).pw_dir != paths.root:
+            raise StepFailed(
+                "user",
+                "A system user named '%s' already exists and does not belong to Hop3; "
+                "choose another app name." % paths.app,
+            )
+    else:
+        subprocess.run(
+            ["useradd", "--system", "--user-group", "--home-dir", paths.root,
+             "--no-create-home", "--shell", "/usr/sbin/nologin",
+             "--comment", "Hop3 app " + paths.app, paths.app],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        changed = True
+    for path, owner, mode in (
+        (paths.root, "root", 0o750),
+        (paths.releases, paths.app, 0o750),
+        (paths.shared, paths.app, 0o750),
+        (paths.cache, paths.app, 0o750),
+        (os.path.join(paths.cache, "home"), paths.app, 0o750),
+    ):
+        if not os.path.isdir(path):
+            os.makedirs(path)
+            changed = True
+        st = os.stat(path)
+        if (st.st_mode & 0o7777) != mode or not _owned(st, owner) or (
+            path == paths.root and st.st_gid != grp.getgrnam(paths.app).gr_gid
+        ):
+            os.chmod(path, mode)
+            shutil.chown(path, owner, paths.app)
+            changed = True
+    for path in (paths.root, paths.releases):
+        changed |= grant_web_server(path, "x")
+    return changed
+
+
+def grant_web_server(path, perms):
+    """Let nginx (www-data) reach static files, and no other user: an ACL,
+    since the app's files stay closed to other apps."""
+    current = subprocess.run(["getfacl", "-cp", path], capture_output=True, text=True).stdout
+    wanted = "user:www-data:%s%s%s" % (
+        "r" if "r" in perms else "-", "-", "x" if "x" in perms else "-")  # fmt: skip
+    if wanted in current.split():
+        return False
+    subprocess.run(["setfacl", "-m", "u:www-data:" + perms, path], check=True, capture_output=True)
+    return True
+
+
+def run_as(user, args, cwd, env, timeout=1800, stdin=None):
+    """Run a command as ``user``; return (exit code, combined output)."""
+    try:
+        proc = subprocess.run(
+            args, cwd=cwd, env=env, user=user, group=user, extra_groups=[],
+            stdin=stdin or subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as err:
+        return 124, (err.stdout or b"").decode(errors="replace") + "\n(timed out)"
+    return proc.returncode, proc.stdout.decode(errors="replace")
+
+
+def run_in_release(paths, release_id, command, timeout=1800):
+    """Run a shell command in a release as the app's user, with its environment."""
+    args = [LAUNCHER, "--exec", paths.app, release_id, "/bin/sh", "-c", command]
+    return run_as(paths.app, args, cwd=paths.release(release_id), env={}, timeout=timeout)
+
+
+# --- ports -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ports_registry():
+    """The host-wide map port -> app, under an exclusive lock."""
+    os.makedirs(os.path.dirname(PORTS_FILE), exist_ok=True)
+    with open(PORTS_FILE + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ports = read_json(PORTS_FILE, {})
+        yield ports
+        write_file(PORTS_FILE, json.dumps(ports, indent=2, sort_keys=True))
+
+
+def _port_free(port):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def allocate_ports(app, count):
+    with ports_registry() as ports:
+        found = []
+        for port in range(*PORT_RANGE):
+            if len(found) == count:
+                break
+            if str(port) not in ports and _port_free(port):
+                found.append(port)
+                ports[str(port)] = app
+        if len(found) < count:
+            raise StepFailed("ports", "No free port left in %d-%d." % PORT_RANGE)
+        return found
+
+
+def release_ports(app, ports_to_free):
+    with ports_registry() as ports:
+        for port in ports_to_free:
+            if ports.get(str(port)) == app:
+                del ports[str(port)]
+
+
+# --- systemd -----------------------------------------------------------------
+
+
+def systemctl(*args, check=True):
+    proc = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise StepFailed("systemd", "systemctl %s failed: %s" % (" ".join(args), proc.stderr))
+    return proc
+
+
+def journal_tail(unit, lines=30):
+    proc = subprocess.run(
+        ["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "cat"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return proc.stdout
+
+
+# --- nginx -------------------------------------------------------------------
+
+
+def nginx_worker_pids():
+    out = subprocess.run(["pgrep", "-f", "nginx: worker process"], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+def reload_nginx():
+    """Check the whole config, reload, and wait until the old workers are gone
+    so that no request is still routed to instances about to stop."""
+    check = subprocess.run(["nginx", "-t"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise StepFailed("proxy", "nginx rejected the configuration", check.stderr)
+    before = nginx_worker_pids()
+    systemctl("reload", "nginx")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and nginx_worker_pids() & before:
+        time.sleep(0.05)
+
+
+# --- proxy -------------------------------------------------------------------
+
+
+def app_domains(state, spec):
+    """Domains from the spec, plus those added and minus those removed by
+    `hop domains:add/remove` (kept in state.json)."""
+    removed = set(state.get("domains_removed", []))
+    domains = [d for d in spec.get("domains", []) if d not in removed]
+    domains += [d for d in state.get("domains_extra", []) if d not in domains]
+    return domains
+
+
+def proxy_settings(state):
+    """What role hop3_proxy needs to write the app's vhost."""
+    release = find_release(state, state["current"]) if state.get("current") else None
+    spec = release["spec"] if release else {}
+    proxy = spec.get("proxy") or {}
+    return {
+        "domains": app_domains(state, spec),
+        "has_web": "web" in spec.get("processes", {}),
+        "static_root": spec.get("static_dir"),
+        "static_paths": spec.get("static_paths") or {},
+        "max_body_size": proxy.get("max_body_size", "10m"),
+        "websockets": proxy.get("websockets", True),
+        "waf": spec.get("waf") or {},
+    }

@@ -1,0 +1,67 @@
+"""Packing app sources: reproducible archives, .gitignore honoured, no .git."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+
+import pytest
+
+from hop3.errors import HopError
+from hop3.source import pack
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOP3_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def names(archive):
+    with tarfile.open(archive) as tar:
+        return sorted(tar.getnames())
+
+
+def make_app(root):
+    (root / "app").mkdir(parents=True)
+    (root / "app/app.py").write_text("print('hi')\n")
+    (root / "app/run.sh").write_text("#!/bin/sh\n")
+    (root / "app/run.sh").chmod(0o755)
+    (root / "app/.git").mkdir()
+    (root / "app/.git/config").write_text("x")
+    return root / "app"
+
+
+def test_plain_directory_is_packed_without_git_and_reproducibly(tmp_path):
+    app = make_app(tmp_path)
+    first = pack(app)
+    assert names(first.archive) == ["app.py", "run.sh"]
+    assert first.rev == "dir:" + first.digest[:12]
+    (app / "app.py").touch()  # a new mtime alone changes nothing
+    assert pack(app).digest == first.digest
+    (app / "app.py").write_text("print('changed')\n")
+    assert pack(app).digest != first.digest
+    with tarfile.open(first.archive) as tar:
+        modes = {m.name: m.mode for m in tar.getmembers()}
+    assert modes == {"app.py": 0o644, "run.sh": 0o755}
+
+
+def test_git_work_tree_honours_gitignore(tmp_path):
+    app = tmp_path / "repo"
+    app.mkdir()
+    git = ["git", "-C", str(app), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (app / ".gitignore").write_text("node_modules/\n*.log\n")
+    (app / "index.js").write_text("x")
+    (app / "debug.log").write_text("x")
+    (app / "node_modules").mkdir()
+    (app / "node_modules/dep.js").write_text("x")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    (app / "new.js").write_text("untracked but not ignored")
+    packed = pack(app)
+    assert names(packed.archive) == [".gitignore", "index.js", "new.js"]
+    assert packed.rev.startswith("git:") and packed.rev.endswith("-dirty")
+    by_ref = pack(app, ref="HEAD")
+    assert "new.js" not in names(by_ref.archive) and "index.js" in names(by_ref.archive)
+    with pytest.raises(HopError):
+        pack(app, ref="no-such-ref")
