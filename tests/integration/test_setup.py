@@ -85,7 +85,7 @@ def test_status_table_is_readable(setup_runs):
 
 
 def test_history_records_runs(setup_runs):
-    entries = hop_json("history")
+    entries = hop_json("history", "-n", "1000")
     setups = [e for e in entries if e["verb"] == "setup"]
     assert len(setups) >= 2
     assert setups[-1]["result"] == "successful" and setups[-1]["changed"] == 0
