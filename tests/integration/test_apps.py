@@ -101,6 +101,8 @@ def test_config_values_reach_the_app_literally(flask_app, host):
     hop("config:set", "flask", f"APP_HOSTILE={HOSTILE}", "APP_PLAIN=yes", "-t", HOST)
     assert get(host, "flask", "/config/HOSTILE") == (200, HOSTILE)
     assert get(host, "flask", "/config/PLAIN") == (200, "yes")
+    again = hop_json("config:set", "flask", f"APP_HOSTILE={HOSTILE}", "-t", HOST)
+    assert again["changed"] == 0  # the same value again changes nothing
     got = hop("config:get", "flask", "APP_HOSTILE", "-t", HOST).stdout
     assert got == HOSTILE
     hop("config:unset", "flask", "APP_PLAIN", "-t", HOST)
@@ -185,6 +187,26 @@ def test_killed_process_comes_back(flask_app, host):
     pytest.fail("the killed web process did not come back within 30 s")
 
 
+def test_stop_start_restart(flask_app, host):
+    hop("stop", "flask", "-t", HOST)
+    assert get(host, "flask")[0] == 502
+    apps = {a["app"]: a for a in hop_json("apps", "-t", HOST)[HOST]}
+    assert apps["flask"]["status"] == "stopped"
+    running = "systemctl list-units --state=running --no-legend 'hop3-flask-*'"
+    deadline = time.monotonic() + 30  # old instances stop in the background
+    while ssh(host, running).stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ssh(host, running).stdout.strip() == ""
+    hop("start", "flask", "-t", HOST)
+    assert hop_json("start", "flask", "-t", HOST)["changed"] == 0
+    before = json.loads(get(host, "flask", "/whoami")[1])
+    hop("restart", "flask", "-t", HOST)
+    after = json.loads(get(host, "flask", "/whoami")[1])
+    assert after["pid"] != before["pid"] and after["port"] != before["port"]
+    apps = {a["app"]: a for a in hop_json("apps", "-t", HOST)[HOST]}
+    assert apps["flask"]["status"] == "running"
+
+
 def test_domains_add_and_remove(flask_app, host):
     hop("domains:add", "flask", "shop.example.test", "-t", HOST)
     request = urllib.request.Request(f"http://{host}/", headers={"Host": "shop.example.test"})
@@ -232,6 +254,7 @@ def test_destroy_leaves_nothing_behind(host, tmp_path):
     deploy(app_dir, "doomed")
     assert get(host, "doomed")[0] == 200
     hop("destroy", "doomed", "--yes", "-t", HOST)
+    assert hop_json("destroy", "doomed", "--yes", "-t", HOST)["changed"] == 0
     leftovers = ssh(host, "ls /etc/systemd/system | grep -c hop3-doomed; "
                           "ls /etc/nginx/sites-enabled /etc/nginx/hop3/upstreams | grep -c doomed; "
                           "getent passwd doomed | wc -l; test -e /srv/hop3/apps/doomed; echo $?",

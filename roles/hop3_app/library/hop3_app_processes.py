@@ -193,10 +193,11 @@ class Swap:
         return started
 
     def stop(self, process, instances):
+        """Stop instances without waiting: nginx no longer sends them requests,
+        and systemd lets each finish its own in-flight work (TimeoutStopSec)."""
         for instance in instances:
             unit = unit_name(self.paths.app, process, instance["id"])
-            systemctl("disable", "--now", unit, check=False)
-            systemctl("reset-failed", unit, check=False)
+            systemctl("disable", "--now", "--no-block", unit, check=False)
         if process == "web":
             release_ports(self.paths.app, [i["number"] for i in instances])
         if instances:
