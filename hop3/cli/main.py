@@ -11,7 +11,7 @@ from rich.markup import escape
 from hop3 import __version__
 from hop3.errors import HopError
 
-from . import apps, config, logs, platform, sandbox, server
+from . import apps, config, logs, platform, sandbox, sbom, server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,7 +22,13 @@ def cli() -> None:
 
 cli.add_command(server.server)
 cli.add_command(sandbox.sandbox)
-for command in [*platform.COMMANDS, *apps.COMMANDS, *config.COMMANDS, *logs.COMMANDS]:
+for command in [
+    *platform.COMMANDS,
+    *apps.COMMANDS,
+    *config.COMMANDS,
+    *logs.COMMANDS,
+    *sbom.COMMANDS,
+]:
     cli.add_command(command)
 
 

@@ -42,6 +42,7 @@ COMMANDS = [
             "domains:remove",
             "logs",
             "run",
+            "sbom",
         )
     ],
 ]
