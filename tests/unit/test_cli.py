@@ -43,6 +43,13 @@ COMMANDS = [
             "logs",
             "run",
             "sbom",
+            "pg:create",
+            "pg:list",
+            "pg:info",
+            "pg:link",
+            "pg:unlink",
+            "pg:destroy",
+            "pg:psql",
         )
     ],
 ]
