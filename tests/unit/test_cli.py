@@ -50,6 +50,13 @@ COMMANDS = [
             "pg:unlink",
             "pg:destroy",
             "pg:psql",
+            "redis:create",
+            "redis:list",
+            "redis:info",
+            "redis:link",
+            "redis:unlink",
+            "redis:destroy",
+            "redis:cli",
         )
     ],
 ]
