@@ -535,6 +535,18 @@ def unregister_group(group: str) -> None:
         _remove_group_nodes(tree, {group})
 
 
+def unregister_hosts(group: str, names: Iterable[str]) -> None:
+    """Take these hosts out of ``group``: those left in no group leave the inventory,
+    and the group goes once empty. Names not in the group are ignored."""
+    if not hop_inventory_path().exists():
+        return
+    leaving = set(names)
+    with _editing() as tree:
+        for name in _view(hop_inventory_path(), tree).hosts_of(group):
+            if name in leaving:
+                _drop_host(tree, name, only_group=group)
+
+
 def _registration(hvars: dict[str, Any], groups: Iterable[str]) -> tuple:
     """What makes two registrations of a server the same."""
     port = hvars.get("ansible_port", DEFAULT_PORT)

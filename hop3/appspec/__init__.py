@@ -1,9 +1,11 @@
 """The app definition: ``hop3.toml``, ``Procfile`` and ``app.json`` -> ``AppSpec``.
 
-Use ``load_app(path, name=None)``; the ``validate_*`` helpers check single values
-given on the command line (``config:set``, ``domains:add``, ``--app``).
+Use ``load_app(path, name=None)``; ``resolve_addons`` names the databases and
+Redis instances of its ``[[addons]]``; the ``validate_*`` helpers check single
+values given on the command line (``config:set``, ``domains:add``, ``--app``).
 """
 
+from hop3.appspec.addons import resolve_addons
 from hop3.appspec.cron import CronError, to_on_calendar
 from hop3.appspec.load import load_app
 from hop3.appspec.model import (
@@ -35,6 +37,7 @@ __all__ = [
     "Problem",
     "Process",
     "load_app",
+    "resolve_addons",
     "to_on_calendar",
     "validate_app_name",
     "validate_domain",

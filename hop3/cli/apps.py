@@ -26,7 +26,7 @@ PROCESS_COUNT = "PROCESS=N"
 @run_options
 def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) -> None:
     """Build PATH and run it, replacing the running release without downtime."""
-    from hop3.appspec import load_app
+    from hop3.appspec import load_app, resolve_addons
     from hop3.runner import run_playbook
     from hop3.source import pack
     from hop3.targets import resolve_target
@@ -34,6 +34,7 @@ def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) 
     if not path.is_dir():
         raise HopError(f"{path} is not a directory.", "Pass the folder of the app to deploy.")
     spec = load_app(path, app_name)
+    addons = resolve_addons(spec.name, spec.addons)
     target = resolve_target(opts.target, opts.inventory)
     packed = pack(path, ref)
     result = run_playbook(
@@ -47,6 +48,7 @@ def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) 
             "hop3_app_source": str(packed.archive),
             "hop3_app_source_digest": packed.digest,
             "hop3_app_source_rev": packed.rev,
+            "hop3_app_addons": addons,
         },
         verbose=opts.verbose,
         quiet=opts.json,

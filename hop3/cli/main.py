@@ -11,7 +11,7 @@ from rich.markup import escape
 from hop3 import __version__
 from hop3.errors import HopError
 
-from . import apps, config, logs, pg, platform, redis, sandbox, sbom, server
+from . import apps, backup, config, logs, pg, platform, redis, sandbox, sbom, server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +30,7 @@ for command in [
     *sbom.COMMANDS,
     *pg.COMMANDS,
     *redis.COMMANDS,
+    *backup.COMMANDS,
 ]:
     cli.add_command(command)
 

@@ -36,12 +36,17 @@ def up(count: int, fresh: bool, as_json: bool) -> None:
 
 
 @sandbox.command()
-def down() -> None:
-    """Stop every sandbox host and remove its network and inventory entries."""
+@click.argument("hosts", nargs=-1, metavar="[HOST]...")
+def down(hosts: tuple[str, ...]) -> None:
+    """Stop every sandbox host (or only each HOST) and remove its network and inventory
+    entries. Without HOST, also remove the bridge."""
     from hop3 import sandbox as sb
 
-    stopped = sb.down()
-    click.echo(f"Removed {len(stopped)} sandbox host(s)." if stopped else "No sandbox hosts.")
+    stopped = sb.down(hosts)
+    if hosts:
+        click.echo(f"Removed {', '.join(stopped)}.")
+    else:
+        click.echo(f"Removed {len(stopped)} sandbox host(s)." if stopped else "No sandbox hosts.")
 
 
 @sandbox.command()

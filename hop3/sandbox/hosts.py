@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -148,6 +149,9 @@ def _boot(index: int, rootfs: Path, authorized: Path) -> SandboxHost:
         f"--machine={_machine(index)}",
         f"--hostname={name}",
         f"--network-namespace-path=/run/netns/{network.netns_name(index)}",
+        # The namespace is the host's own: let it manage its firewall (nftables)
+        # there, as --private-network would. Nothing outside the namespace is reachable.
+        "--capability=CAP_NET_ADMIN",
         f"--bind-ro={authorized}:/root/.ssh/authorized_keys",
         f"--bind={apt_cache}:/var/cache/apt/archives",
         f"--bind={build_cache}:{image.BUILD_CACHE_MOUNT}",
@@ -280,8 +284,14 @@ def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
     return hosts
 
 
-def down() -> list[str]:
-    """Remove every host, namespace, the bridge and NAT; unregister the group."""
+def down(names: Iterable[str] = ()) -> list[str]:
+    """Remove every host, namespace, the bridge and NAT; unregister the group.
+
+    With ``names``, remove only those hosts (their overlay filesystems go with
+    them) and leave the others, the bridge and NAT. Returns the removed names.
+    """
+    if names:
+        return _remove_hosts(list(dict.fromkeys(names)))
     state = _load_state()
     stopped = []
     pids = {h["index"]: h["pid"] for h in state["hosts"].values()}
@@ -293,6 +303,33 @@ def down() -> list[str]:
         network.write_forwarding(state["forwarding_before"])
     _state_file().unlink(missing_ok=True)
     targets.unregister_group(GROUP)
+    return stopped
+
+
+def _remove_hosts(names: list[str]) -> list[str]:
+    """Stop the named hosts, remove their namespaces, state and inventory entries."""
+    state = _load_state()
+    indexes = {h["name"]: h["index"] for h in state["hosts"].values()}
+    pids = {h["name"]: h["pid"] for h in state["hosts"].values()}
+    for index in network.existing_indexes():  # namespaces left without state
+        indexes.setdefault(host_names(index)[-1], index)
+    unknown = [name for name in names if name not in indexes]
+    if unknown:
+        known = ", ".join(sorted(indexes, key=indexes.get)) or "none"
+        raise HopError(
+            f"No sandbox host named {', '.join(repr(n) for n in unknown)}.",
+            f"Known sandbox hosts: {known}.",
+        )
+    stopped = []
+    try:
+        for name in names:
+            _stop(indexes[name], pids.get(name))
+            stopped.append(name)
+    finally:
+        for name in stopped:
+            state["hosts"].pop(name, None)
+        _save_state(state)
+        targets.unregister_hosts(GROUP, stopped)
     return stopped
 
 

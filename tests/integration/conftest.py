@@ -81,3 +81,21 @@ def ssh(address: str, *command: str, check: bool = True) -> subprocess.Completed
     if check and proc.returncode != 0:
         pytest.fail(f"ssh {address} {command} exited {proc.returncode}: {proc.stderr}")
     return proc
+
+
+def stored(address: str, kind: str, name: str) -> dict | None:
+    """Service NAME's credentials file on the host, from /srv/hop3/services/KIND/
+    (KIND is "postgres" or "redis"); None when it is gone."""
+    proc = ssh(address, f"cat /srv/hop3/services/{kind}/{name}.json", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def secrets_in_runs(*secrets: str) -> list[str]:
+    """The files of the run history (HOP3_STATE_DIR/runs) that hold one of ``secrets``."""
+    runs = Path(os.environ["HOP3_STATE_DIR"]) / "runs"
+    found = []
+    for path in runs.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            found += [str(path) for s in secrets if s in text]
+    return found

@@ -5,24 +5,17 @@ no secret in output or run records, destroy."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, ssh
+from .conftest import hop, hop_json, secrets_in_runs, ssh, stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
 APP = "pgapp"
-
-
-def stored(address: str, name: str) -> dict | None:
-    """The database's credentials file on the host (None when it is gone)."""
-    proc = ssh(address, f"cat /srv/hop3/services/postgres/{name}.json", check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
 def sql(address: str, query: str) -> str:
@@ -32,16 +25,6 @@ def sql(address: str, query: str) -> str:
 def app_sh(script: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a shell script in the app's release, as its user, with its config."""
     return hop("run", APP, "-t", HOST, "--", "sh", "-c", script, check=check)
-
-
-def secrets_in_runs(*secrets: str) -> list[str]:
-    runs = Path(os.environ["HOP3_STATE_DIR"]) / "runs"
-    found = []
-    for path in runs.rglob("*"):
-        if path.is_file():
-            text = path.read_text(errors="replace")
-            found += [str(path) for s in secrets if s in text]
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +52,7 @@ def test_create_is_idempotent_and_keeps_the_password_on_the_host(databases, host
     first, second = databases
     assert first["ok"] and second["ok"]
     assert second["changed"] == 0
-    record = stored(host, "shopdb")
+    record = stored(host, "postgres", "shopdb")
     assert len(record["password"]) >= 32
     mode = ssh(host, "stat -c '%a %U' /srv/hop3/services/postgres/shopdb.json").stdout.split()
     assert mode == ["600", "root"]
@@ -106,13 +89,13 @@ def test_another_database_refuses_shopdbs_role(databases, host):
 
 def test_secrets_appear_only_when_asked(databases, host):
     hop("pg:link", "shopdb", APP, "-t", HOST)
-    password = stored(host, "shopdb")["password"]
+    password = stored(host, "postgres", "shopdb")["password"]
     plain = hop("pg:info", "shopdb", "-t", HOST)
     assert password not in plain.stdout + plain.stderr and "pgapp" in plain.stdout
     assert password not in hop("pg:info", "shopdb", "-t", HOST, "--json").stdout
     shown = hop("pg:info", "shopdb", "-t", HOST, "--show-secrets")
     assert f"shopdb:{password}@127.0.0.1:5432/shopdb" in shown.stdout
-    assert secrets_in_runs(password, stored(host, "otherdb")["password"]) == []
+    assert secrets_in_runs(password, stored(host, "postgres", "otherdb")["password"]) == []
 
 
 def test_destroy_refuses_while_linked_then_removes_everything(databases, host):
@@ -121,9 +104,9 @@ def test_destroy_refuses_while_linked_then_removes_everything(databases, host):
     assert refused.returncode != 0 and "pg:unlink" in refused.stdout + refused.stderr
     hop("pg:unlink", "shopdb", APP, "-t", HOST)
     assert "DATABASE_URL" not in hop_json("config", APP, "-t", HOST)
-    password = stored(host, "shopdb")["password"]
+    password = stored(host, "postgres", "shopdb")["password"]
     hop("pg:destroy", "shopdb", "--yes", "-t", HOST)
-    assert stored(host, "shopdb") is None
+    assert stored(host, "postgres", "shopdb") is None
     assert sql(host, "SELECT count(*) FROM pg_database WHERE datname='shopdb'") == "0"
     assert sql(host, "SELECT count(*) FROM pg_roles WHERE rolname='shopdb'") == "0"
     again = hop_json("pg:destroy", "shopdb", "--yes", "-t", HOST)

@@ -5,24 +5,17 @@ no access without a password, no secret in run records, destroy."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, ssh
+from .conftest import hop, hop_json, secrets_in_runs, ssh, stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
 APP = "redisapp"
-
-
-def stored(address: str, name: str) -> dict | None:
-    """The instance's credentials file on the host (None when it is gone)."""
-    proc = ssh(address, f"cat /srv/hop3/services/redis/{name}.json", check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
 def as_user(address: str, name: str, command: str) -> str:
@@ -39,16 +32,6 @@ def as_user(address: str, name: str, command: str) -> str:
 def app_sh(script: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a shell script in the app's release, as its user, with its config."""
     return hop("run", APP, "-t", HOST, "--", "sh", "-c", script, check=check)
-
-
-def secrets_in_runs(*secrets: str) -> list[str]:
-    runs = Path(os.environ["HOP3_STATE_DIR"]) / "runs"
-    found = []
-    for path in runs.rglob("*"):
-        if path.is_file():
-            text = path.read_text(errors="replace")
-            found += [str(path) for s in secrets if s in text]
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +59,7 @@ def test_create_is_idempotent_and_keeps_the_password_on_the_host(instances, host
     first, second = instances
     assert first["ok"] and second["ok"]
     assert second["changed"] == 0
-    record = stored(host, "cache1")
+    record = stored(host, "redis", "cache1")
     assert len(record["password"]) >= 32
     mode = ssh(host, "stat -c '%a %U' /srv/hop3/services/redis/cache1.json").stdout.split()
     assert mode == ["600", "root"]
@@ -122,14 +105,14 @@ def test_one_instance_cannot_touch_anothers_keys(instances, host):
 
 def test_secrets_appear_only_when_asked(instances, host):
     hop("redis:link", "cache1", APP, "-t", HOST)
-    password = stored(host, "cache1")["password"]
+    password = stored(host, "redis", "cache1")["password"]
     plain = hop("redis:info", "cache1", "-t", HOST)
     assert password not in plain.stdout + plain.stderr and APP in plain.stdout
     assert password not in hop("redis:info", "cache1", "-t", HOST, "--json").stdout
     shown = hop("redis:info", "cache1", "-t", HOST, "--show-secrets")
     assert f"cache1:{password}@127.0.0.1:6379/0" in shown.stdout
     admin = ssh(host, "cat /etc/redis/hop3-admin.pass").stdout.strip()
-    assert secrets_in_runs(password, stored(host, "cache2")["password"], admin) == []
+    assert secrets_in_runs(password, stored(host, "redis", "cache2")["password"], admin) == []
 
 
 def test_destroy_refuses_while_linked_then_removes_everything(instances, host):
@@ -139,9 +122,13 @@ def test_destroy_refuses_while_linked_then_removes_everything(instances, host):
     hop("redis:unlink", "cache1", APP, "-t", HOST)
     config = hop_json("config", APP, "-t", HOST)
     assert "REDIS_URL" not in config and "REDIS_KEY_PREFIX" not in config
-    password = stored(host, "cache1")["password"]
+    password = stored(host, "redis", "cache1")["password"]
+    admin = ("REDISCLI_AUTH=$(cat /etc/redis/hop3-admin.pass) redis-cli --no-auth-warning "
+             "--user hop3admin")  # fmt: skip
+    ssh(host, f"{admin} SET cache1:left 1 && {admin} SET cache2:kept 1")
     hop("redis:destroy", "cache1", "--yes", "-t", HOST)
-    assert stored(host, "cache1") is None
+    assert stored(host, "redis", "cache1") is None
+    assert ssh(host, f"{admin} EXISTS cache1:left cache2:kept").stdout.strip() == "1"
     assert "user cache1 " not in ssh(host, "cat /etc/redis/users.acl").stdout
     refused_login = ssh(
         host, f"REDISCLI_AUTH={password} redis-cli --no-auth-warning --user cache1 PING",

@@ -86,11 +86,11 @@ def test_status_table_is_readable(setup_runs):
 
 def test_history_records_runs(setup_runs):
     entries = hop_json("history", "-n", "1000")
-    setups = [e for e in entries if e["verb"] == "setup"]
+    # Other modules set up their own hosts (e.g. sandbox-3): look at the group's runs.
+    setups = [e for e in entries if e["verb"] == "setup" and e["target"] == "sandbox"]
     assert len(setups) >= 2
     assert setups[-1]["result"] == "successful" and setups[-1]["changed"] == 0
     assert setups[-2]["changed"] > 0
-    assert all(e["target"] == "sandbox" for e in setups)
 
 
 def test_unreachable_host_gets_a_clear_message(sandbox_hosts):

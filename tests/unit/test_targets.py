@@ -19,6 +19,7 @@ from hop3.targets import (
     remove_server,
     resolve_target,
     unregister_group,
+    unregister_hosts,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example" / "hosts.yml"
@@ -377,6 +378,27 @@ def test_unregister_group_removes_only_its_own_hosts():
 
 def test_unregister_group_without_inventory_writes_nothing(config_dir):
     unregister_group("sandbox")
+    assert not config_dir.exists()
+
+
+def test_unregister_hosts_removes_only_those_from_the_group():
+    add_server("web-1", "10.0.0.1", groups=["web"])
+    register_group("sandbox", {f"sandbox-{i}": sandbox_vars(f"10.5.0.{i}") for i in (1, 2, 3)})
+    add_server("sandbox-3", "10.5.0.3", groups=["sandbox", "web"], force=True)
+    unregister_hosts("sandbox", ["sandbox-2", "sandbox-3", "web-1", "nothere"])
+    inv = load_inventory(hop_inventory_path())
+    assert inv.hosts_of("sandbox") == ["sandbox-1"]
+    assert inv.hosts_of("web") == ["sandbox-3", "web-1"]  # still in another group
+    assert inv.hosts() == ["sandbox-1", "sandbox-3", "web-1"]
+    before = hop_inventory_path().read_text()
+    unregister_hosts("sandbox", ["sandbox-2"])
+    assert hop_inventory_path().read_text() == before
+    unregister_hosts("sandbox", ["sandbox-1"])
+    assert load_inventory(hop_inventory_path()).groups() == ["web"]
+
+
+def test_unregister_hosts_without_inventory_writes_nothing(config_dir):
+    unregister_hosts("sandbox", ["sandbox-1"])
     assert not config_dir.exists()
 
 

@@ -17,6 +17,29 @@ options:
   digest: {description: Digest of the source archive., type: str, required: true}
   rev: {description: Source revision shown in `hop releases`., type: str, default: ""}
   launcher: {description: Content of the hop3-launch program (installed if it differs)., type: str}
+  addons:
+    description:
+      - The app's [[addons]] (hop3.appspec.resolve_addons). A build sets each
+        addon's config variables from fields of its instance's JSON record on
+        the host (overriding config of the same name), so their secrets never
+        pass through Ansible. The record must list the app in its C(links).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      type: {description: Service., type: str, required: true, choices: [postgres, redis]}
+      instance: {description: Database or Redis instance name., type: str, required: true}
+      file: {description: The instance's JSON record on the host., type: path, required: true}
+      env:
+        description: Config variable -> record field (C(url) or C(key_prefix)).
+        type: dict
+        required: true
+  env_from:
+    description:
+      - A JSON config file on the host (a restored backup's) that replaces the
+        app's config before it is built, so the release command already sees
+        it. Empty: keep the app's config.
+    type: path
 author: Hop3
 """
 
@@ -40,6 +63,7 @@ from ansible.module_utils.hop3_app_host import (
     grant_web_server,
     load_env,
     load_state,
+    read_json,
     run_as,
     run_in_release,
     save_env,
@@ -50,6 +74,7 @@ from ansible.module_utils.hop3_app_host import (
 
 UV = "/opt/hop3/uv/bin/uv"
 RUNTIME_PACKAGES = {"node": ["nodejs", "npm"], "go": ["golang-go"]}
+ADDON_COMMANDS = {"postgres": "pg", "redis": "redis"}  # the `hop` commands of each addon type
 
 
 def build_identity(spec):
@@ -150,11 +175,12 @@ def write_release_meta(spec, release_dir):
     write_file(os.path.join(release_dir, RELEASE_META), json.dumps(meta, indent=2))
 
 
-def apply_env_defaults(paths, state, spec):
+def apply_env_defaults(paths, state, spec, addons, env_from=None):
     """Defaults from the spec fill keys the user has not set; generated secrets
     are made once. A default that changed replaces a value still equal to the
-    old default."""
-    env = load_env(paths)
+    old default. Addon values always win. ``env_from`` (a restore) replaces the
+    config first."""
+    env = read_json(env_from, {}) if env_from else load_env(paths)
     previous = state.get("env_defaults", {})
     for key, value in spec.get("env", {}).items():
         if key not in env or (key in previous and env[key] == previous[key]):
@@ -163,7 +189,29 @@ def apply_env_defaults(paths, state, spec):
         if key not in env:
             env[key] = generate_secret(rule)
     state["env_defaults"] = dict(spec.get("env", {}))
+    env.update(addon_env(paths.app, addons))
     save_env(paths, env)
+
+
+def addon_env(app, addons):
+    """Config variables from the addons' records, e.g. DATABASE_URL."""
+    env = {}
+    for addon in addons:
+        kind, instance = addon["type"], addon["instance"]
+        record = read_json(addon["file"], None)
+        if record is None:
+            raise StepFailed("addons", "The %s instance %s has no record." % (kind, instance))
+        # Instance names come from app names, so another app may own this one
+        # (app "a" with addon "b" and app "a-b"): use it only when linked.
+        if app not in record.get("links", []):
+            raise StepFailed(
+                "addons",
+                "The %s instance %s exists but is not linked to %s. To share it, run "
+                "`hop %s:link %s %s`; else name the addon in hop3.toml."
+                % (kind, instance, app, ADDON_COMMANDS[kind], instance, app),
+            )
+        env.update({key: record[field] for key, field in addon["env"].items()})
+    return env
 
 
 def generate_secret(rule):
@@ -190,7 +238,7 @@ def build(module, paths, state, spec):
             ensure_uv()
         unpack(paths, module.params["source"], release_dir)
         write_release_meta(spec, release_dir)
-        apply_env_defaults(paths, state, spec)
+        apply_env_defaults(paths, state, spec, module.params["addons"], module.params["env_from"])
         steps = [("before-build", c) for c in spec["build"].get("before_build", [])]
         steps += runtime_steps(spec, paths, release_dir)
         steps += [("build", c) for c in spec["build"].get("build", [])]
@@ -230,6 +278,18 @@ def main():
             "digest": {"type": "str", "required": True},
             "rev": {"type": "str", "default": ""},
             "launcher": {"type": "str"},
+            "env_from": {"type": "path"},
+            "addons": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "type": {"type": "str", "required": True, "choices": ["postgres", "redis"]},
+                    "instance": {"type": "str", "required": True},
+                    "file": {"type": "path", "required": True},
+                    "env": {"type": "dict", "required": True},
+                },
+            },
         },
     )
     paths = AppPaths(module.params["app"])

@@ -18,7 +18,7 @@ description:
     host, restricted to keys and channels C(NAME:*) and to commands
     C(+@all -@admin -@dangerous), then C(ACL SAVE)s; the password and URL are
     kept in I(services_dir)/NAME.json (mode 0600, root).
-  - C(absent) deletes the user and the JSON file.
+  - C(absent) deletes the keys NAME:*, the user and the JSON file.
   - C(link) and C(unlink) record an app in the JSON file's C(links) list.
   - C(info) and C(list) report instances; the URL only with O(show_secrets).
   - Commands go to redis-cli on stdin as the admin user, whose password is
@@ -150,8 +150,20 @@ def ensure_present(module, redis, name):
     return changed, record
 
 
+# Deletes the keys matching ARGV[1] in batches; returns how many it deleted.
+DELETE_KEYS = (
+    "EVAL \"local c, n = '0', 0 repeat local r = redis.call('SCAN', c, 'MATCH', ARGV[1], "
+    "'COUNT', 1000) c = r[1] for _, k in ipairs(r[2]) do redis.call('UNLINK', k) n = n + 1 "
+    "end until c == '0' return n\" 0 %s:*"
+)
+
+
 def ensure_absent(module, redis, name):
     changed = False
+    if redis is not None:
+        # The instance's data goes with it, as a dropped database's does.
+        deleted = redis.run(DELETE_KEYS % name)
+        changed = bool(deleted) and deleted[-1].strip() not in ("0", "(integer) 0")
     if redis is not None and redis.acl_line(name) is not None:
         redis.run(f"ACL DELUSER {name}", "ACL SAVE")
         changed = True
