@@ -11,7 +11,7 @@ from rich.markup import escape
 from hop3 import __version__
 from hop3.errors import HopError
 
-from . import apps, backup, config, logs, pg, platform, redis, sandbox, sbom, server
+from . import apps, audit, backup, config, logs, pg, platform, redis, sandbox, sbom, server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,13 +31,18 @@ for command in [
     *pg.COMMANDS,
     *redis.COMMANDS,
     *backup.COMMANDS,
+    *audit.COMMANDS,
 ]:
     cli.add_command(command)
 
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        # Without standalone mode, click returns the code of an Exit (e.g. a
+        # failed run with --json) instead of exiting with it.
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except HopError as err:
         console = Console(stderr=True, highlight=False, soft_wrap=True)
         # Messages quote user input (e.g. "[bulid]"): never read them as markup.

@@ -86,6 +86,9 @@ def unit_text(paths, process, spec):
         "ProtectKernelModules=yes",
         "ProtectControlGroups=yes",
         "RestrictSUIDSGID=yes",
+        # Other apps' processes are invisible in /proc (and so their environment).
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
         "ReadWritePaths=%s %s" % (paths.shared, paths.cache),
         "TasksMax=%s" % limits.get("tasks", 512),
     ]
@@ -112,6 +115,8 @@ def cron_units(paths, job):
         "ProtectSystem=strict",
         "ProtectHome=yes",
         "PrivateTmp=yes",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
         "ReadWritePaths=%s %s" % (paths.shared, paths.cache),
         "",
     ])  # fmt: skip
