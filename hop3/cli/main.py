@@ -11,7 +11,20 @@ from rich.markup import escape
 from hop3 import __version__
 from hop3.errors import HopError
 
-from . import apps, audit, backup, config, logs, pg, platform, redis, sandbox, sbom, server
+from . import (
+    apps,
+    audit,
+    backup,
+    config,
+    firewall,
+    logs,
+    pg,
+    platform,
+    redis,
+    sandbox,
+    sbom,
+    server,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +45,7 @@ for command in [
     *redis.COMMANDS,
     *backup.COMMANDS,
     *audit.COMMANDS,
+    *firewall.COMMANDS,
 ]:
     cli.add_command(command)
 

@@ -21,7 +21,8 @@ def setup(opts: RunOptions) -> None:
 
     Installs base packages and nginx (404 for unknown hosts), lays out
     /srv/hop3, turns on unattended security upgrades, hardens SSH (keys only),
-    bounds journald and enables time sync. Hosts of a group run in parallel.
+    bounds journald, enables time sync, turns on the firewall (inbound: SSH,
+    80 and 443 only) and fail2ban for SSH. Hosts of a group run in parallel.
     """
     from hop3.runner import run_playbook
     from hop3.targets import resolve_target

@@ -135,7 +135,8 @@ def _caches(name: str) -> tuple[Path, Path]:
 def _boot(index: int, rootfs: Path, authorized: Path) -> SandboxHost:
     name = host_names(index)[-1]
     network.ensure_netns(index)
-    apt_cache, build_cache = _caches(name)
+    # Keyed by namespace, not name: sandboxes on other networks run at once.
+    apt_cache, build_cache = _caches(_machine(index))
     log = open(_dir() / f"{name}.log", "w")  # noqa: SIM115 - handed to the child
     args = [
         "systemd-nspawn",

@@ -87,16 +87,17 @@ def ensure_packages(packages):
     if not missing:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    proc = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", *missing],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
-    if proc.returncode != 0:
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    proc = subprocess.run(install, capture_output=True, text=True, env=env)
+    # Stale package lists, or a mirror caught mid-sync: refresh and retry,
+    # repairing what a failed attempt left half-installed (-f).
+    for pause in (0, 15):
+        if proc.returncode == 0:
+            return
+        time.sleep(pause)
         subprocess.run(["apt-get", "update"], capture_output=True, env=env)
-        proc = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *missing],
-            capture_output=True, text=True, env=env,
-        )  # fmt: skip
+        proc = subprocess.run(install[:3] + ["-f"] + install[3:], capture_output=True,
+                              text=True, env=env)  # fmt: skip
     if proc.returncode != 0:
         raise StepFailed(
             "packages", "Installing %s failed." % " ".join(missing), proc.stdout + proc.stderr
