@@ -182,10 +182,14 @@ def test_missing_repository_is_reported_not_recreated(key_file, hosts):
     try:
         text = failure("backup", APP, "-t", TARGET, "--repo", REPO)
         recreated = ssh(hosts[REPO], f"test -e {store}", check=False).returncode == 0
+        # Starting over is explicit, and gives an empty repository with the same key.
+        hop("backup:init", "--new", "-t", TARGET, "--repo", REPO)
+        fresh = snapshot_ids("-t", TARGET, "--repo", REPO)
     finally:
         ssh(hosts[REPO], f"rm -rf {store} && mv {store}.moved {store}")
     assert "there is no restic repository" in text and "backup:init --new" in text
     assert not recreated
+    assert fresh == []
     assert len(snapshot_ids("-t", TARGET, "--repo", REPO, "--from", SOURCE)) == 2
 
 
