@@ -9,7 +9,7 @@ TEST_HOME ?= /tmp/hop3-test
 # A sandbox network of their own (10.213.1.0/24) lets tests run beside a demo.
 TEST_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)/config HOP3_STATE_DIR=$(TEST_HOME)/state HOP3_SANDBOX_NET=1
 # nginx-light lets the unit tests check rendered vhosts with `nginx -t`.
-SYSTEM_PACKAGES := debootstrap systemd-container nftables iproute2 openssh-client git rsync curl nginx-light
+SYSTEM_PACKAGES := debootstrap systemd-container nftables iproute2 openssh-client git rsync curl nginx-light libnginx-mod-http-modsecurity modsecurity-crs
 
 .PHONY: demo test lint unit integration molecule system-deps venv clean-sandbox
 

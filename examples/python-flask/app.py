@@ -4,7 +4,7 @@ import os
 import pwd
 from pathlib import Path
 
-from flask import Flask, Response, abort, jsonify
+from flask import Flask, Response, abort, jsonify, request
 
 NAME = "python-flask"
 VERSION = (Path(__file__).parent / "VERSION").read_text().strip()
@@ -41,4 +41,15 @@ def whoami():
         port=int(os.environ["PORT"]),
         user=pwd.getpwuid(os.getuid()).pw_name,
         release=os.environ.get("HOP3_RELEASE"),
+    )
+
+
+@app.post("/echo")
+def echo():
+    """What the request carried: form fields, a JSON body, uploaded files (name -> size).
+    Not part of the example contract: the WAF tests post ordinary bodies here."""
+    return jsonify(
+        form=request.form.to_dict(),
+        json=request.get_json(silent=True),
+        files={name: len(upload.read()) for name, upload in request.files.items()},
     )

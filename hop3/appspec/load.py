@@ -22,6 +22,7 @@ from hop3.appspec.model import (
     default_build,
     default_limits,
     default_proxy,
+    default_tls,
     default_waf,
 )
 from hop3.appspec.procfile import ProcfileData, parse_procfile
@@ -96,6 +97,17 @@ def load_app(path: Path | str, name: str | None = None) -> AppSpec:
     spec.limits = {**default_limits(), **toml.limits}
     spec.proxy = {**default_proxy(), **toml.proxy}
     spec.waf = {**default_waf(), **toml.waf}
+    spec.tls = {**default_tls(), **toml.tls}
+    if spec.tls["mode"] == "acme":
+        for domain in spec.domains:
+            if domain.startswith("*."):
+                problems.add(
+                    "hop3.toml",
+                    "[tls] mode",
+                    f"'acme' cannot certify the wildcard domain {show(domain)}: Let's Encrypt "
+                    "and other ACME servers check each name over HTTP (HTTP-01), which a "
+                    "wildcard cannot answer; list the names instead or use 'self-signed'",
+                )
 
     has_build = any(build[key] for key in ("before_build", "build", "after_build"))
     runtime, auto_static = detect_runtime(

@@ -58,11 +58,24 @@ def default_limits() -> dict[str, Any]:
 
 
 def default_proxy() -> dict[str, Any]:
-    return {"max_body_size": "10m", "websockets": True}
+    # rate_limit: None or "<n>r/s" / "<n>r/m"; rate_limit_burst: None (one
+    # second's or minute's worth, i.e. <n>) or an integer.
+    return {
+        "max_body_size": "10m",
+        "websockets": True,
+        "rate_limit": None,
+        "rate_limit_burst": None,
+    }
 
 
 def default_waf() -> dict[str, Any]:
-    return {"enabled": False, "mode": "block", "paranoia": 1}
+    """Secure by default: ModSecurity with the OWASP CRS blocks at paranoia level 1."""
+    return {"enabled": True, "mode": "block", "paranoia": 1}
+
+
+def default_tls() -> dict[str, Any]:
+    """HTTPS is opt-in: "off" serves plain HTTP on port 80 (see docs/security.md)."""
+    return {"mode": "off", "hsts": False}
 
 
 def default_backup() -> dict[str, Any]:
@@ -91,6 +104,7 @@ class AppSpec:
     limits: dict[str, Any] = field(default_factory=default_limits)
     proxy: dict[str, Any] = field(default_factory=default_proxy)
     waf: dict[str, Any] = field(default_factory=default_waf)
+    tls: dict[str, Any] = field(default_factory=default_tls)
     sources: list[str] = field(default_factory=list)  # files read, e.g. ["hop3.toml", "Procfile"]
 
     def to_vars(self) -> dict[str, Any]:
@@ -193,3 +207,4 @@ class Layer:
     proxy: dict[str, Any] = field(default_factory=dict)
     static_paths: dict[str, str] | None = None
     waf: dict[str, Any] = field(default_factory=dict)
+    tls: dict[str, Any] = field(default_factory=dict)

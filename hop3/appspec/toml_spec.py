@@ -27,6 +27,7 @@ from hop3.appspec.validate import (
     package_error,
     process_name_error,
     quote_hint,
+    rate_limit_error,
     show,
     url_prefix_error,
 )
@@ -57,8 +58,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "addons": ("type", "name"),
     "backup": ("paths", "exclude"),
     "limits": ("memory", "cpu", "tasks"),
-    "proxy": ("max-body-size", "websockets", "static"),
+    "proxy": ("max-body-size", "websockets", "static", "rate-limit", "rate-limit-burst"),
     "waf": ("enabled", "mode", "paranoia"),
+    # Hop3's extension: HTTPS for the app's domains.
+    "tls": ("mode", "hsts"),
 }
 
 ADDON_TYPES = ("postgres", "redis")
@@ -66,6 +69,8 @@ ADDON_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 GENERATORS = ("hex", "base64", "password")
 GENERATE_LENGTH = (8, 256)
 WAF_MODES = ("block", "detect")
+TLS_MODES = ("acme", "self-signed", "off")
+RATE_BURST_RANGE = (0, 100_000)
 TASKS_RANGE = (16, 65536)
 _AT_END = " (at end of document)"
 _LOCATION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -446,6 +451,21 @@ def _proxy(s: _Section, layer: Layer) -> None:
     websockets = s.boolean("websockets")
     if websockets is not None:
         layer.proxy["websockets"] = websockets
+    if "rate-limit" in s.table:
+        error = rate_limit_error(s.table["rate-limit"])
+        if error:
+            s.add("rate-limit", error)
+        else:
+            layer.proxy["rate_limit"] = s.table["rate-limit"]
+    burst = s.integer("rate-limit-burst", *RATE_BURST_RANGE)
+    if burst is not None:
+        if "rate-limit" not in s.table:
+            s.add(
+                "rate-limit-burst",
+                'needs a rate: set rate-limit too (e.g. rate-limit = "10r/s")',
+            )
+        else:
+            layer.proxy["rate_limit_burst"] = burst
     static = s.table_of("static")
     if static is None:
         return
@@ -474,6 +494,17 @@ def _waf(s: _Section, layer: Layer) -> None:
         layer.waf["paranoia"] = paranoia
 
 
+def _tls(s: _Section, layer: Layer) -> None:
+    mode = s.choice("mode", TLS_MODES)
+    if mode is not None:
+        layer.tls["mode"] = mode
+    hsts = s.boolean("hsts")
+    if hsts is not None:
+        layer.tls["hsts"] = hsts
+    if hsts and s.table.get("mode", "off") == "off":
+        s.add("hsts", 'needs HTTPS: set mode = "acme" or "self-signed" too')
+
+
 _READERS = {
     "metadata": _metadata,
     "build": _build,
@@ -485,4 +516,5 @@ _READERS = {
     "limits": _limits,
     "proxy": _proxy,
     "waf": _waf,
+    "tls": _tls,
 }

@@ -220,6 +220,20 @@ def body_size_error(value: object) -> str | None:
     return None
 
 
+_RATE_LIMIT_RE = re.compile(r"^([1-9][0-9]{0,5})r/([sm])$")
+RATE_BURST_MAX = 100_000
+
+
+def rate_limit_error(value: object) -> str | None:
+    """A request rate for nginx's limit_req: '10r/s' or '600r/m' (1 to 999999)."""
+    if not isinstance(value, str) or not _RATE_LIMIT_RE.fullmatch(value):
+        return (
+            "must be a request rate per client address like '10r/s' or '600r/m' "
+            f"(1 to 999999 requests per second or minute), got {show(value)}"
+        )
+    return None
+
+
 # --- paths, names, commands ----------------------------------------------------
 
 _PATH_PART_RE = re.compile(r"^[A-Za-z0-9._@+-]+$")

@@ -15,6 +15,7 @@ from . import (
     apps,
     audit,
     backup,
+    certs,
     config,
     firewall,
     logs,
@@ -44,8 +45,9 @@ for command in [
     *pg.COMMANDS,
     *redis.COMMANDS,
     *backup.COMMANDS,
-    *audit.COMMANDS,
     *firewall.COMMANDS,
+    *audit.COMMANDS,
+    *certs.COMMANDS,
 ]:
     cli.add_command(command)
 

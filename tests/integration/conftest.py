@@ -22,12 +22,23 @@ HOST_COUNT = 2
 
 
 def pytest_collection_modifyitems(items):
-    """Tests marked `last` (e.g. the sandbox teardown check) run at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    """Tests marked `last` run after all others; `teardown` ones after those."""
+
+    def rank(item):
+        return (
+            2
+            if item.get_closest_marker("teardown")
+            else 1
+            if item.get_closest_marker("last")
+            else 0
+        )
+
+    items.sort(key=rank)
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "last: run after every other test")
+    config.addinivalue_line("markers", "last: run after every other test (but teardown ones)")
+    config.addinivalue_line("markers", "teardown: run at the very end (removes the sandbox)")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -63,7 +63,7 @@ def test_unknown_sandbox_host_is_a_clear_error(sandbox_hosts):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.last
+@pytest.mark.teardown
 def test_down_removes_everything_up_made(sandbox_hosts):
     hop("sandbox", "down")
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 import hop3
 from hop3.sandbox import network
 
@@ -28,6 +30,17 @@ def test_second_setup_changes_nothing(setup_runs):
     assert second["status"] == "successful"
     assert {host: stats["changed"] for host, stats in second["stats"].items()} == {
         host: 0 for host in second["stats"]
+    }
+
+
+@pytest.mark.last
+def test_setup_after_everything_else_still_changes_nothing(setup_runs):
+    """After every other module (apps with TLS and the WAF, firewall rules,
+    backing services, backups), `hop setup` finds nothing to change."""
+    again = hop_json("setup", "-t", "sandbox")
+    assert again["status"] == "successful"
+    assert {host: stats["changed"] for host, stats in again["stats"].items()} == {
+        host: 0 for host in again["stats"]
     }
 
 

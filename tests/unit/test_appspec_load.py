@@ -43,8 +43,15 @@ def test_flask_requirements_and_procfile() -> None:
     assert spec.sources == ["Procfile"]
     assert spec.healthcheck == HealthCheck()
     assert spec.limits == {"memory": None, "cpu": None, "tasks": 512}
-    assert spec.proxy == {"max_body_size": "10m", "websockets": True}
-    assert spec.waf == {"enabled": False, "mode": "block", "paranoia": 1}
+    assert spec.proxy == {
+        "max_body_size": "10m",
+        "websockets": True,
+        "rate_limit": None,
+        "rate_limit_burst": None,
+    }
+    # Secure by default: the WAF blocks; HTTPS is opt-in.
+    assert spec.waf == {"enabled": True, "mode": "block", "paranoia": 1}
+    assert spec.tls == {"mode": "off", "hsts": False}
     assert spec.backup == {"paths": [], "exclude": []}
     assert spec.build == {
         "packages": [],
@@ -313,7 +320,51 @@ def test_proxy_static_paths(tmp_path: Path) -> None:
     )
     spec = load_app(tmp_path, "x")
     assert spec.static_paths == {"/static": "static"}
-    assert spec.proxy == {"max_body_size": "1g", "websockets": True}
+    assert spec.proxy == {
+        "max_body_size": "1g",
+        "websockets": True,
+        "rate_limit": None,
+        "rate_limit_burst": None,
+    }
+
+
+def test_waf_rate_limit_and_tls(tmp_path: Path) -> None:
+    write_app(
+        tmp_path,
+        {
+            "Procfile": "web: x",
+            "hop3.toml": '[waf]\nmode = "detect"\n[proxy]\nrate-limit = "600r/m"\n'
+            '[tls]\nmode = "acme"\n[domains]\nlist = ["shop.example.com"]\n',
+        },
+    )
+    spec = load_app(tmp_path, "x")
+    assert spec.waf == {"enabled": True, "mode": "detect", "paranoia": 1}
+    assert spec.proxy["rate_limit"] == "600r/m" and spec.proxy["rate_limit_burst"] is None
+    assert spec.tls == {"mode": "acme", "hsts": False}
+    assert spec.to_vars()["tls"] == {"mode": "acme", "hsts": False}
+
+
+def test_acme_refuses_wildcard_domains(tmp_path: Path) -> None:
+    write_app(
+        tmp_path,
+        {
+            "Procfile": "web: x",
+            "hop3.toml": '[tls]\nmode = "acme"\n'
+            '[domains]\nlist = ["a.example.com", "*.example.com"]\n',
+        },
+    )
+    with pytest.raises(AppSpecError) as err:
+        load_app(tmp_path, "x")
+    assert [str(p) for p in err.value.problems] == [
+        "hop3.toml [tls] mode: 'acme' cannot certify the wildcard domain '*.example.com': "
+        "Let's Encrypt and other ACME servers check each name over HTTP (HTTP-01), which a "
+        "wildcard cannot answer; list the names instead or use 'self-signed'"
+    ]
+    # A self-signed certificate may cover a wildcard.
+    (tmp_path / "hop3.toml").write_text(
+        '[tls]\nmode = "self-signed"\n[domains]\nlist = ["*.example.com"]\n'
+    )
+    assert load_app(tmp_path, "x").tls["mode"] == "self-signed"
 
 
 def test_byte_order_mark_and_crlf(tmp_path: Path) -> None:

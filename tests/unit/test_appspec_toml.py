@@ -73,11 +73,17 @@ tasks = 256
 max-body-size = "20m"
 websockets = false
 static = { "/static" = "static", "/media" = "./uploads/media" }
+rate-limit = "10r/s"
+rate-limit-burst = 20
 
 [waf]
 enabled = true
 mode = "detect"
 paranoia = 2
+
+[tls]
+mode = "self-signed"
+hsts = true
 """
 
 
@@ -119,9 +125,15 @@ def test_full_file() -> None:
     assert layer.addons == [{"type": "postgres"}, {"type": "redis", "name": "cache"}]
     assert layer.backup == {"paths": ["uploads", "data"], "exclude": ["cache", "*.tmp"]}
     assert layer.limits == {"memory": "512M", "cpu": "50%", "tasks": 256}
-    assert layer.proxy == {"max_body_size": "20m", "websockets": False}
+    assert layer.proxy == {
+        "max_body_size": "20m",
+        "websockets": False,
+        "rate_limit": "10r/s",
+        "rate_limit_burst": 20,
+    }
     assert layer.static_paths == {"/static": "static", "/media": "uploads/media"}
     assert layer.waf == {"enabled": True, "mode": "detect", "paranoia": 2}
+    assert layer.tls == {"mode": "self-signed", "hsts": True}
 
 
 def test_empty_file_is_fine() -> None:
@@ -401,6 +413,55 @@ def test_upstream_informational_metadata_is_accepted() -> None:
             "hop3.toml [waf] paranoia: must be an integer between 1 and 4, got 5",
         ),
         ('[waf]\nenabled = "true"\n', "hop3.toml [waf] enabled: must be true or false, got 'true'"),
+        # rate limits
+        *[
+            (
+                f"[proxy]\nrate-limit = {value}\n",
+                "hop3.toml [proxy] rate-limit: must be a request rate per client address like "
+                "'10r/s' or '600r/m' (1 to 999999 requests per second or minute), got " + shown,
+            )
+            for value, shown in (
+                ('"10"', "'10'"),
+                ('"10r/h"', "'10r/h'"),
+                ('"0r/s"', "'0r/s'"),
+                ('"10 r/s"', "'10 r/s'"),
+                ('"1000000r/s"', "'1000000r/s'"),
+                ('"10r/s; evil"', "'10r/s; evil'"),
+                ('"10r/s\\n"', "'10r/s\\n'"),
+                ("10", "10"),
+            )
+        ],
+        (
+            '[proxy]\nrate-limit = "5r/s"\nrate-limit-burst = -1\n',
+            "hop3.toml [proxy] rate-limit-burst: must be an integer between 0 and 100000, got -1",
+        ),
+        (
+            '[proxy]\nrate-limit = "5r/s"\nrate-limit-burst = "20"\n',
+            "hop3.toml [proxy] rate-limit-burst: must be an integer between 0 and 100000, got '20'",
+        ),
+        (
+            "[proxy]\nrate-limit-burst = 20\n",
+            "hop3.toml [proxy] rate-limit-burst: needs a rate: set rate-limit too "
+            '(e.g. rate-limit = "10r/s")',
+        ),
+        # tls
+        (
+            '[tls]\nmode = "on"\n',
+            "hop3.toml [tls] mode: must be one of acme, self-signed, off, got 'on'",
+        ),
+        ('[tls]\nhsts = "yes"\n', "hop3.toml [tls] hsts: must be true or false, got 'yes'"),
+        (
+            "[tls]\nhsts = true\n",
+            'hop3.toml [tls] hsts: needs HTTPS: set mode = "acme" or "self-signed" too',
+        ),
+        (
+            '[tls]\nmode = "off"\nhsts = true\n',
+            'hop3.toml [tls] hsts: needs HTTPS: set mode = "acme" or "self-signed" too',
+        ),
+        (
+            '[tls]\nmod = "acme"\n',
+            "hop3.toml [tls] mod: unknown key; did you mean 'mode'? known keys: mode, hsts",
+        ),
     ],
 )
 def test_problem_texts(text: str, expected: str) -> None:

@@ -1,11 +1,12 @@
 """The hop3_proxy role's nginx templates and input checks, without hosts.
 
 Templates are rendered with Ansible's own templating, the way the template
-module does it (role defaults, trim_blocks, no backslash escaping), for a
-matrix of app shapes. When nginx is installed here, the rendered files are
-also checked with `nginx -t` inside a minimal copy of Debian's nginx.conf, so
-"valid nginx" is nginx's verdict, not ours. The input checks
-(tasks/validate.yml) run through a real `ansible-playbook`.
+module does it (role defaults and vars, trim_blocks, no backslash escaping),
+for a matrix of app shapes. When nginx is installed here, the rendered files
+are also checked with `nginx -t` inside a minimal copy of Debian's nginx.conf,
+so "valid nginx" is nginx's verdict, not ours; with ModSecurity and the CRS
+installed too (`make test` installs them), with the WAF loaded as on a host.
+The input checks (tasks/validate.yml) run through a real `ansible-playbook`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "hop3_proxy"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+MODSECURITY = Path("/usr/lib/nginx/modules/ngx_http_modsecurity_module.so")
+HAS_WAF = MODSECURITY.exists() and Path("/usr/share/modsecurity-crs/rules").is_dir()
+needs_waf = pytest.mark.skipif(
+    NGINX is None or not HAS_WAF,
+    reason="nginx, libnginx-mod-http-modsecurity or modsecurity-crs is not installed",
+)
+# Without ModSecurity here, the nginx checks run with the WAF off (so they
+# never skip); the WAF's own checks then skip.
+NO_WAF = {"hop3_proxy_waf": {"enabled": False}, "hop3_proxy_waf_install": False}
+WAF_VARS = {} if HAS_WAF else NO_WAF
 
 FAKE_UPSTREAM = "upstream hop3-{app} {{\n    server 127.0.0.1:18080;\n    keepalive 8;\n}}\n"
 
@@ -36,10 +47,12 @@ FAKE_UPSTREAM = "upstream hop3-{app} {{\n    server 127.0.0.1:18080;\n    keepal
 def render(template: str, **variables) -> str:
     """Render one of the role's templates as the template module would."""
     loader = DataLoader()
+    loader.set_basedir(str(ROLE))
     defaults = loader.load_from_file(str(ROLE / "defaults/main.yml"), trusted_as_template=True)
+    internal = loader.load_from_file(str(ROLE / "vars/main.yml"), trusted_as_template=True)
     templar = Templar(
         loader=loader,
-        variables={**defaults, "inventory_hostname": "sandbox-1", **variables},
+        variables={**defaults, **internal, "inventory_hostname": "sandbox-1", **variables},
     )
     source = trust_as_template((ROLE / "templates" / template).read_text())
     return templar.template(
@@ -210,17 +223,213 @@ def test_rendering_is_stable():
     assert vhost(**CASES["web-domains-static-paths"]) == vhost(**CASES["web-domains-static-paths"])
 
 
+# --- WAF, rate limits, TLS ----------------------------------------------------------------
+
+CERT = {"present": True, "cert": "/etc/hop3/tls/shop/cert.pem", "key": "/etc/hop3/tls/shop/key.pem"}
+
+
+def servers(text: str) -> list[str]:
+    """The server blocks of a vhost, in order."""
+    return re.findall(r"^server \{\n.*?^\}", text, re.M | re.S)
+
+
+def test_waf_blocks_at_paranoia_1_by_default():
+    text = vhost()
+    lines = directives(text)
+    assert "modsecurity on;" in lines
+    assert "modsecurity_rules 'SecRuleEngine On';" in lines
+    assert (
+        "modsecurity_rules 'SecAction \"id:900000,phase:1,pass,nolog,t:none,"
+        "setvar:tx.paranoia_level=1\"';" in lines
+    )
+    assert "modsecurity_transaction_id $hop3_request_id;" in lines
+    # Inside the server block, before the locations.
+    assert text.index("modsecurity on;") < text.index("location / ")
+
+
+def test_waf_detect_mode_and_paranoia():
+    text = vhost(hop3_proxy_waf={"enabled": True, "mode": "detect", "paranoia": 3})
+    assert "modsecurity_rules 'SecRuleEngine DetectionOnly';" in text
+    assert "tx.paranoia_level=3" in text
+    # Keys left out take the defaults.
+    assert "tx.paranoia_level=2" in vhost(hop3_proxy_waf={"paranoia": 2})
+    assert "SecRuleEngine On" in vhost(hop3_proxy_waf={})
+
+
+def test_waf_off_leaves_modsecurity_out():
+    text = vhost(hop3_proxy_waf={"enabled": False, "mode": "block", "paranoia": 1})
+    assert "modsecurity" not in text
+
+
+def test_rate_limit_zone_at_http_level_and_limit_in_every_location():
+    text = vhost(
+        hop3_proxy_rate_limit="10r/s",
+        hop3_proxy_rate_limit_burst=20,
+        hop3_proxy_static_paths={"/static": "static"},
+    )
+    lines = directives(text)
+    zone = 'limit_req_zone $binary_remote_addr "zone=hop3-shop:1m" "rate=10r/s";'
+    assert lines.index(zone) < lines.index("server {")
+    limit = 'limit_req "zone=hop3-shop" burst=20 nodelay;'
+    assert lines.count(limit) == 2 and lines.count("limit_req_status 429;") == 2
+    assert limit in directives(location(text, 'location ^~ "/static/"'))
+    assert limit in directives(location(text, "location / "))
+
+
+def test_rate_limit_burst_defaults_to_the_rate_and_may_be_zero():
+    assert "burst=600 nodelay;" in vhost(hop3_proxy_rate_limit="600r/m")
+    assert "burst=0 nodelay;" in vhost(hop3_proxy_rate_limit="5r/s", hop3_proxy_rate_limit_burst=0)
+    static = vhost(
+        hop3_proxy_rate_limit="5r/s", hop3_proxy_has_web=False, hop3_proxy_static_root="public"
+    )
+    assert "limit_req " in location(static, "location / ")
+    web_root = vhost(hop3_proxy_rate_limit="5r/s", hop3_proxy_static_root="public")
+    assert "limit_req " in location(web_root, "location / ")
+    assert "limit_req " in location(web_root, "location @app ")
+
+
+def test_no_rate_limit_by_default():
+    assert "limit_req" not in vhost()
+
+
+def test_self_signed_tls_redirects_port_80_and_serves_443():
+    text = vhost(
+        hop3_proxy_domains=["shop.example.com"],
+        hop3_proxy_tls={"mode": "self-signed", "hsts": False},
+        hop3_proxy__cert=CERT,
+    )
+    plain, tls = servers(text)
+    assert "listen 80;" in plain and "return 301 https://$host$request_uri;" in plain
+    assert "acme-challenge" not in plain and "proxy_pass" not in plain
+    assert 'server_name "shop.sandbox-1" "shop.example.com";' in plain
+    tls_lines = directives(tls)
+    for expected in (
+        "listen 443 ssl http2;",
+        "listen [::]:443 ssl http2;",
+        'ssl_certificate "/etc/hop3/tls/shop/cert.pem";',
+        'ssl_certificate_key "/etc/hop3/tls/shop/key.pem";',
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_prefer_server_ciphers off;",
+        "ssl_session_tickets off;",
+        'ssl_dhparam "/etc/nginx/hop3/ffdhe2048.pem";',
+        'server_name "shop.sandbox-1" "shop.example.com";',
+        'proxy_pass "http://hop3-shop";',
+        "modsecurity on;",
+    ):
+        assert expected in tls_lines, expected
+    ciphers = next(line for line in tls_lines if line.startswith("ssl_ciphers "))
+    assert ciphers.startswith("ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM")
+    assert "CBC" not in ciphers and "RSA-AES128-SHA" not in ciphers
+    assert "Strict-Transport-Security" not in text
+
+
+def test_hsts_only_when_asked():
+    text = vhost(hop3_proxy_tls={"mode": "self-signed", "hsts": True}, hop3_proxy__cert=CERT)
+    header = 'add_header Strict-Transport-Security "max-age=63072000" always;'
+    assert header in directives(servers(text)[1])
+    assert header not in servers(text)[0]
+
+
+def test_tls_without_a_certificate_yet_serves_http():
+    # ACME before the first certificate: port 80 serves the app and answers
+    # the challenges (before any other location), no redirect, no 443.
+    text = vhost(
+        hop3_proxy_domains=["shop.example.com"],
+        hop3_proxy_tls={"mode": "acme", "hsts": True},
+        hop3_proxy__cert={"present": False, "cert": None, "key": None},
+        hop3_proxy_static_paths={"/.well-known": "wk"},
+    )
+    (only,) = servers(text)
+    assert "listen 80;" in only and "443" not in text and "return 301" not in text
+    assert "Strict-Transport-Security" not in text
+    challenge = directives(location(text, "location ^~ /.well-known/acme-challenge/ "))
+    assert challenge == [
+        'root "/var/lib/hop3/acme";',
+        "default_type text/plain;",
+        "modsecurity off;",
+    ]
+    assert text.index("acme-challenge") < text.index('location ^~ "/.well-known/"')
+    assert 'proxy_pass "http://hop3-shop";' in text
+
+
+def test_acme_with_a_certificate_keeps_challenges_on_port_80():
+    text = vhost(
+        hop3_proxy_domains=["shop.example.com"],
+        hop3_proxy_tls={"mode": "acme", "hsts": False},
+        hop3_proxy__cert={
+            "present": True,
+            "cert": "/etc/letsencrypt/live/hop3-shop/fullchain.pem",
+            "key": "/etc/letsencrypt/live/hop3-shop/privkey.pem",
+        },
+        hop3_proxy_waf={"enabled": False},
+    )
+    plain, tls = servers(text)
+    assert plain.index("acme-challenge") < plain.index("return 301")
+    assert "modsecurity" not in plain
+    assert 'ssl_certificate "/etc/letsencrypt/live/hop3-shop/fullchain.pem";' in tls
+
+
+def test_tls_off_is_plain_http():
+    text = vhost(hop3_proxy__cert=CERT)
+    assert len(servers(text)) == 1 and "ssl" not in text and "443" not in text
+
+
+def test_shared_settings_load_the_waf_and_refuse_unknown_tls_names():
+    text = render("hop3-proxy.conf.j2")
+    lines = directives(text)
+    assert "modsecurity_rules_file /etc/nginx/hop3/waf/modsecurity.conf;" in lines
+    assert "modsecurity_rules_file /etc/nginx/hop3/waf/crs.conf;" in lines
+    assert lines.index("modsecurity_rules_file /etc/nginx/hop3/waf/modsecurity.conf;") < (
+        lines.index("modsecurity_rules_file /etc/nginx/hop3/waf/crs.conf;")
+    )
+    (default,) = servers(text)
+    assert "listen 443 ssl http2 default_server;" in default
+    assert "ssl_reject_handshake on;" in default
+    # Debian's nginx.conf sets ssl_protocols at http level: never again here.
+    assert "ssl_protocols" not in text
+    bare = render("hop3-proxy.conf.j2", hop3_proxy_waf_install=False, hop3_proxy_ipv6=False)
+    assert "modsecurity" not in bare and "[::]" not in bare
+
+
+def test_waf_base_rules():
+    text = render("waf-modsecurity.conf.j2")
+    lines = directives(text)
+    for expected in (
+        "SecRuleEngine DetectionOnly",
+        "SecRequestBodyAccess On",
+        "SecRequestBodyLimit 13107200",
+        "SecRequestBodyLimitAction ProcessPartial",
+        "SecResponseBodyAccess Off",
+        "SecAuditEngine RelevantOnly",
+        "SecAuditLog /var/log/hop3/waf/audit.log",
+        "SecStatusEngine Off",
+    ):
+        assert expected in lines, expected
+    assert "ctl:requestBodyProcessor=JSON" in text
+    crs = (ROLE / "files" / "waf-crs.conf").read_text()
+    assert "Include /usr/share/modsecurity-crs/rules/*.conf" in crs
+    assert "IncludeOptional" not in directives(crs)  # libmodsecurity 3.0.9 cannot read it
+
+
 # --- nginx's own verdict --------------------------------------------------------------
 
 
-def nginx_test(tmp_path: Path, apps: dict[str, str], upstreams: dict[str, str]):
+def nginx_test(tmp_path: Path, apps: dict[str, str], upstreams: dict[str, str], waf=HAS_WAF):
     """`nginx -t` on a copy of Debian's http block holding these vhosts.
 
     Log paths are moved under tmp_path so the check writes nothing outside it.
+    With ``waf``, ModSecurity is loaded and hop3-proxy.conf loads Hop3's rule
+    files (written under tmp_path) and the CRS, as on a host.
     """
-    for sub in ("conf.d", "sites-enabled", "upstreams", "log"):
+    for sub in ("conf.d", "sites-enabled", "upstreams", "log", "waf"):
         (tmp_path / sub).mkdir(exist_ok=True)
-    (tmp_path / "conf.d" / "hop3-proxy.conf").write_text(render("hop3-proxy.conf.j2"))
+    shared = {"hop3_proxy_waf_dir": str(tmp_path / "waf")} if waf else NO_WAF
+    (tmp_path / "conf.d" / "hop3-proxy.conf").write_text(render("hop3-proxy.conf.j2", **shared))
+    if waf:
+        (tmp_path / "waf" / "modsecurity.conf").write_text(
+            render("waf-modsecurity.conf.j2", hop3_proxy_waf_audit_log=str(tmp_path / "log/audit"))
+        )
+        shutil.copy(ROLE / "files" / "waf-crs.conf", tmp_path / "waf" / "crs.conf")
     for app, text in apps.items():
         text = text.replace('"/var/log/nginx/', f'"{tmp_path}/log/')
         (tmp_path / "sites-enabled" / f"hop3-{app}.conf").write_text(text)
@@ -231,11 +440,14 @@ def nginx_test(tmp_path: Path, apps: dict[str, str], upstreams: dict[str, str]):
         "    server_name _;\n    return 404;\n}\n"
     )
     (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path}/nginx.pid;\n"
+        (f"load_module {MODSECURITY};\n" if waf else "") + f"pid {tmp_path}/nginx.pid;\n"
         "events { worker_connections 64; }\n"
         "http {\n"
         "    include /etc/nginx/mime.types;\n"
         "    default_type application/octet-stream;\n"
+        # As in Debian's nginx.conf: the vhosts must not set these at http level again.
+        "    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;\n"
+        "    ssl_prefer_server_ciphers on;\n"
         f"    access_log {tmp_path}/log/access.log;\n"
         "    gzip on;\n"
         f"    include {tmp_path}/conf.d/*.conf;\n"
@@ -250,7 +462,11 @@ def nginx_test(tmp_path: Path, apps: dict[str, str], upstreams: dict[str, str]):
 
 
 def app_vhost(tmp_path: Path, app: str, **variables) -> str:
-    return vhost(app, hop3_proxy_upstreams_dir=str(tmp_path / "upstreams"), **variables)
+    return vhost(
+        app,
+        hop3_proxy_upstreams_dir=str(tmp_path / "upstreams"),
+        **{**WAF_VARS, "hop3_proxy__dhparam": str(ROLE / "files" / "ffdhe2048.pem"), **variables},
+    )
 
 
 @needs_nginx
@@ -318,6 +534,95 @@ def test_nginx_warns_when_two_apps_claim_a_name(tmp_path):
     assert 'conflicting server name "shared.example.com"' in proc.stderr
 
 
+def self_signed(tmp_path: Path, *names: str) -> dict:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=test", "-keyout", str(key), "-out", str(cert),
+         "-addext", "subjectAltName=" + ",".join("DNS:" + n for n in names)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return {"present": True, "cert": str(cert), "key": str(key), "changed": False}
+
+
+SECURE_CASES = {
+    "waf-detect-paranoia-4": {"hop3_proxy_waf": {"enabled": True, "mode": "detect", "paranoia": 4}},
+    "waf-off": {"hop3_proxy_waf": {"enabled": False}},
+    "rate-limit": {
+        "hop3_proxy_rate_limit": "10r/s",
+        "hop3_proxy_rate_limit_burst": 20,
+        "hop3_proxy_static_paths": {"/static": "static"},
+    },
+    "self-signed-hsts": {"hop3_proxy_tls": {"mode": "self-signed", "hsts": True}},
+    "acme-pending": {"hop3_proxy_tls": {"mode": "acme", "hsts": False}, "cert": False},
+    "acme-rate-static-root": {
+        "hop3_proxy_tls": {"mode": "acme", "hsts": True},
+        "hop3_proxy_rate_limit": "600r/m",
+        "hop3_proxy_static_root": "public",
+    },
+}
+
+
+@needs_nginx
+@pytest.mark.parametrize("case", sorted(SECURE_CASES))
+def test_nginx_accepts_waf_rate_limit_and_tls_shapes(tmp_path, case):
+    variables = dict(SECURE_CASES[case])
+    with_cert = variables.pop("cert", True)
+    cert = self_signed(tmp_path, "shop.sandbox-1", "shop.example.com") if with_cert else {}
+    variables = {"hop3_proxy_domains": ["shop.example.com"], "hop3_proxy__cert": cert, **variables}
+    if not HAS_WAF and variables.get("hop3_proxy_waf", {}).get("enabled", True):
+        variables["hop3_proxy_waf"] = {"enabled": False}
+    text = app_vhost(tmp_path, "shop", **variables)
+    proc = nginx_test(tmp_path, {"shop": text}, {"shop": FAKE_UPSTREAM.format(app="shop")})
+    assert proc.returncode == 0, proc.stderr
+    assert "[warn]" not in proc.stderr, proc.stderr
+
+
+@needs_nginx
+def test_nginx_accepts_several_secure_apps_side_by_side(tmp_path):
+    """Two apps with their own rate limit zones, certificates, WAF modes, on one port 443."""
+    apps = {}
+    for app, mode in (("one", "block"), ("two", "detect")):
+        (tmp_path / app).mkdir()
+        apps[app] = app_vhost(
+            tmp_path,
+            app,
+            hop3_proxy_rate_limit="5r/s",
+            hop3_proxy_tls={"mode": "self-signed", "hsts": True},
+            hop3_proxy__cert=self_signed(tmp_path / app, f"{app}.sandbox-1"),
+            **({"hop3_proxy_waf": {"mode": mode}} if HAS_WAF else {}),
+        )
+    upstreams = {app: FAKE_UPSTREAM.format(app=app) for app in apps}
+    proc = nginx_test(tmp_path, apps, upstreams)
+    assert proc.returncode == 0, proc.stderr
+    assert "[warn]" not in proc.stderr, proc.stderr
+
+
+@needs_waf
+def test_nginx_loads_the_crs_for_apps_with_the_waf_on(tmp_path):
+    """The CRS is parsed once, at http level (hop3-proxy.conf); each vhost with
+    the WAF on adds only its two inline settings."""
+    apps = {f"app{i}": app_vhost(tmp_path, f"app{i}") for i in range(3)}
+    upstreams = {app: FAKE_UPSTREAM.format(app=app) for app in apps}
+    proc = nginx_test(tmp_path, apps, upstreams)
+    assert proc.returncode == 0, proc.stderr
+    log = (tmp_path / "log" / "error.log").read_text()
+    loaded = re.findall(r"rules loaded inline/local/remote: (\d+)/(\d+)/\d+", log)
+    inline, local = (int(n) for n in loaded[-1]) if loaded else (0, 0)
+    assert 500 < local < 1500, log  # the CRS's rules from files, counted once, not per app
+    assert inline == len(apps), log  # the paranoia level SecAction of each app
+
+
+@needs_waf
+def test_nginx_refuses_waf_directives_without_the_module(tmp_path):
+    """Why the role installs ModSecurity before it writes a vhost with the WAF on."""
+    text = app_vhost(tmp_path, "shop", hop3_proxy_waf={"enabled": True})
+    proc = nginx_test(
+        tmp_path, {"shop": text}, {"shop": FAKE_UPSTREAM.format(app="shop")}, waf=False
+    )
+    assert proc.returncode != 0 and 'unknown directive "modsecurity"' in proc.stderr
+
+
 # --- input checks (tasks/validate.yml) through ansible-playbook ---------------------------
 
 VALID = {
@@ -328,6 +633,13 @@ VALID = {
     "hop3_proxy_static_paths": {"/static": "static", "/a/b/": "build/a.b"},
     "hop3_proxy_max_body_size": "0",
     "hop3_proxy_static_expires": "max",
+    "hop3_proxy_waf": {"enabled": True, "mode": "detect", "paranoia": 4},
+    "hop3_proxy_rate_limit": "600r/m",
+    "hop3_proxy_rate_limit_burst": 0,
+    "hop3_proxy_tls": {"mode": "self-signed", "hsts": True},
+    "hop3_proxy_acme_directory": "https://10.213.3.12:14000/dir",
+    "hop3_proxy_acme_email": "ops@example.com",
+    "hop3_proxy_acme_ca_bundle": "/etc/hop3/acme-ca.pem",
 }
 
 # host name -> (bad variables, text the failure message must contain)
@@ -355,6 +667,48 @@ HOSTILE = {
     "size-unit": ({"hop3_proxy_max_body_size": "10 MB"}, '"10 MB"'),
     "expires": ({"hop3_proxy_static_expires": "1h; evil"}, '"1h; evil"'),
     "apps-root": ({"hop3_proxy_apps_root": "srv"}, 'hop3_proxy_apps_root "srv"'),
+    "waf-mode": ({"hop3_proxy_waf": {"mode": "on'; evil"}}, 'hop3_proxy_waf.mode "on\'; evil"'),
+    "waf-paranoia": ({"hop3_proxy_waf": {"paranoia": 5}}, "hop3_proxy_waf.paranoia 5"),
+    "waf-paranoia-text": ({"hop3_proxy_waf": {"paranoia": "1"}}, 'hop3_proxy_waf.paranoia "1"'),
+    "waf-enabled-text": ({"hop3_proxy_waf": {"enabled": "yes"}}, 'hop3_proxy_waf.enabled "yes"'),
+    "waf-key": ({"hop3_proxy_waf": {"rules": "x"}}, "hop3_proxy_waf keys"),
+    "waf-not-installed": (
+        {"hop3_proxy_waf_install": False, "hop3_proxy_waf": {"enabled": True}},
+        "the WAF is not installed on this host",
+    ),
+    "rate-directive": ({"hop3_proxy_rate_limit": "10r/s; evil"}, '"10r/s; evil"'),
+    "rate-unit": ({"hop3_proxy_rate_limit": "10r/h"}, 'hop3_proxy_rate_limit "10r/h"'),
+    "rate-newline": ({"hop3_proxy_rate_limit": "10r/s\n"}, '"10r/s\\n"'),
+    "burst-negative": (
+        {"hop3_proxy_rate_limit": "1r/s", "hop3_proxy_rate_limit_burst": -1},
+        "hop3_proxy_rate_limit_burst -1",
+    ),
+    "burst-text": (
+        {"hop3_proxy_rate_limit": "1r/s", "hop3_proxy_rate_limit_burst": "5 nodelay; evil"},
+        '"5 nodelay; evil"',
+    ),
+    "zone-size": ({"hop3_proxy_rate_limit_zone_size": "1m;"}, '"1m;"'),
+    "tls-mode": ({"hop3_proxy_tls": {"mode": "on"}}, 'hop3_proxy_tls.mode "on"'),
+    "tls-hsts": ({"hop3_proxy_tls": {"mode": "acme", "hsts": "yes"}}, 'hop3_proxy_tls.hsts "yes"'),
+    "tls-acme-wildcard": (
+        {"hop3_proxy_tls": {"mode": "acme"}, "hop3_proxy_domains": ["*.example.com"]},
+        'domain "*.example.com": an ACME certificate cannot cover a wildcard',
+    ),
+    "acme-directory": (
+        {"hop3_proxy_acme_directory": "https://x/dir --agree-tos"},
+        'hop3_proxy_acme_directory "https://x/dir --agree-tos"',
+    ),
+    "acme-email": ({"hop3_proxy_acme_email": "-m x@y.z"}, 'hop3_proxy_acme_email "-m x@y.z"'),
+    "acme-ca-bundle": (
+        {"hop3_proxy_acme_ca_bundle": "ca.pem"},
+        'hop3_proxy_acme_ca_bundle "ca.pem"',
+    ),
+    "tls-dir": ({"hop3_proxy_tls_dir": "/etc/../tmp"}, 'hop3_proxy_tls_dir "/etc/../tmp"'),
+    "audit-log": (
+        {"hop3_proxy_waf_audit_log": "/var/log/a b"},
+        'hop3_proxy_waf_audit_log "/var/log/a b"',
+    ),
+    "self-signed-days": ({"hop3_proxy_self_signed_days": 0}, "hop3_proxy_self_signed_days 0"),
 }
 
 

@@ -323,5 +323,8 @@ def proxy_settings(state):
         "static_paths": spec.get("static_paths") or {},
         "max_body_size": proxy.get("max_body_size", "10m"),
         "websockets": proxy.get("websockets", True),
+        "rate_limit": proxy.get("rate_limit"),
+        "rate_limit_burst": proxy.get("rate_limit_burst"),
         "waf": spec.get("waf") or {},
+        "tls": spec.get("tls") or {},
     }
