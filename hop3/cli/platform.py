@@ -22,18 +22,27 @@ def setup(opts: RunOptions) -> None:
     Installs base packages and nginx (404 for unknown hosts), lays out
     /srv/hop3, turns on unattended security upgrades, hardens SSH (keys only),
     bounds journald, enables time sync, turns on the firewall (inbound: SSH,
-    80 and 443 only) and fail2ban for SSH. Hosts of a group run in parallel.
+    80 and 443 only) and fail2ban for SSH, installs this Hop3 in /opt/hop3
+    (offline, from a wheelhouse built here) and the `hop3` SSH user. Hosts of
+    a group run in parallel.
     """
+    from hop3 import wheelhouse
     from hop3.runner import run_playbook
     from hop3.targets import resolve_target
 
     target = resolve_target(opts.target, opts.inventory)
+    archive, sha256 = wheelhouse.ensure_wheelhouse()
     result = run_playbook(
         "setup",
         inventory=target.inventory,
         limit=target.limit,
         verb="setup",
-        extravars={"hop3_version": __version__},
+        extravars={
+            "hop3_version": __version__,
+            "hop3_wheelhouse": str(archive),
+            "hop3_wheelhouse_sha256": sha256,
+            "hop3_wheelhouse_python": wheelhouse.python_tag(),
+        },
         verbose=opts.verbose,
         quiet=opts.json,
     )
