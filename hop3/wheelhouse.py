@@ -178,13 +178,11 @@ def build_archive(work: Path, version: str, key: str, pins: dict[str, str], tag:
         _pip(["wheel", "--no-deps", "--wheel-dir", str(wheels), str(root)], "hop3's wheel")
     else:
         repack_installed(wheels)
-    requirements = "".join(f"{name}=={pin}\n" for name, pin in pins.items())
-    (work / "requirements.txt").write_text(requirements, encoding="utf-8")
+    requirements = work / "requirements.txt"
+    requirements.write_text("".join(f"{n}=={v}\n" for n, v in pins.items()), encoding="utf-8")
     if pins:
-        _pip(
-            ["wheel", "--no-deps", "--wheel-dir", str(wheels), "-r", str(work / "requirements.txt")],
-            "the dependencies' wheels",
-        )
+        args = ["wheel", "--no-deps", "--wheel-dir", str(wheels), "-r", str(requirements)]
+        _pip(args, "the dependencies' wheels")
     manifest = {"version": version, "key": key, "python": tag, "pins": pins}
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     archive = work / "wheelhouse.tar"
