@@ -34,22 +34,16 @@ def entries(host: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def static_site(tmp_path: Path, procfile: str | None = None) -> Path:
-    app_dir = tmp_path / "site"
-    shutil.copytree(EXAMPLES / "static-site", app_dir)
-    if procfile:
-        (app_dir / "Procfile").write_text(procfile)
-        toml = app_dir / "hop3.toml"
-        toml.write_text(
-            toml.read_text().replace("[healthcheck]", "[healthcheck]\ntimeout = 3\nretries = 1")
-        )
+def copy_example(name: str, tmp_path: Path) -> Path:
+    app_dir = tmp_path / name
+    shutil.copytree(EXAMPLES / name, app_dir)
     return app_dir
 
 
 @pytest.fixture(scope="module")
 def deployed(host, tmp_path_factory):
     """APP deployed once from the controller; its "ok" entry."""
-    app_dir = static_site(tmp_path_factory.mktemp("audit"))
+    app_dir = copy_example("static-site", tmp_path_factory.mktemp("audit"))
     before = len(entries(host))
     result = hop_json("deploy", str(app_dir), "--app", APP, "-t", HOST)
     new = entries(host)[before:]
@@ -84,9 +78,14 @@ def test_config_set_masks_the_secret(deployed, host):
 
 def test_failed_deploy_is_recorded_with_the_reason(deployed, host, tmp_path):
     before = len(entries(host))
-    broken = static_site(tmp_path, "web: sh -c 'echo giving up; exit 3'\n")
+    broken = copy_example("python-flask", tmp_path)
+    (broken / "Procfile").write_text("web: python3 -c 'raise SystemExit(3)'\n")
+    toml = broken / "hop3.toml"
+    toml.write_text(
+        toml.read_text().replace("[healthcheck]", "[healthcheck]\ntimeout = 3\nretries = 1")
+    )
     proc = hop("deploy", str(broken), "--app", APP, "-t", HOST, check=False)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, proc.stdout
     new = entries(host)[before:]
     assert [e["result"] for e in new] == ["failed"]
     assert new[0]["error"] and new[0]["app"] == APP and new[0]["release"] == deployed[0][
