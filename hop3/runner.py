@@ -27,7 +27,7 @@ from typing import Any
 import ansible_runner
 from ansible_runner.exceptions import AnsibleRunnerException
 
-from hop3 import history, paths, resources
+from hop3 import auditlog, history, paths, resources
 from hop3.errors import HopError
 from hop3.progress import Display, make_display
 
@@ -41,6 +41,25 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ERROR_RE = re.compile(r"^(\[ERROR\]:|ERROR!)")
 _WARNING_RE = re.compile(r"^\[(WARNING|DEPRECATION WARNING)\]:")
 _EXPLAINING_WARNINGS = ("inventory", "unable to parse", "host pattern")
+
+# The audit log (roles/hop3_auditlog) records every run of these commands:
+# the playbooks that change hosts end by importing audit-record.yml, which
+# records "ok"; hosts that failed are recorded by the runner afterwards.
+AUDITED_PLAYBOOKS = frozenset(
+    {"setup", "deploy", "destroy", "config", "app-state", "pg", "redis", "backup", "restore",
+     "firewall"}
+)  # fmt: skip
+AUDITED_VERBS = frozenset(
+    {"setup", "deploy", "destroy", "start", "stop", "restart", "ps:scale", "rollback",
+     "config:set", "config:unset", "domains:add", "domains:remove",
+     "pg:create", "pg:destroy", "pg:link", "pg:unlink",
+     "redis:create", "redis:destroy", "redis:link", "redis:unlink",
+     "backup", "restore", "backup:schedule", "backup:unschedule", "backup:init", "backup:key",
+     "firewall:allow", "firewall:deny"}
+)  # fmt: skip
+# Read-only actions of those playbooks (hop3_<x>_action), e.g. backup:key without a key file.
+READ_ONLY_ACTIONS = frozenset({"show", "list", "info", "key", "snapshots", "check"})
+_APP_VARS = ("hop3_app_name", "hop3_backup_app", "hop3_postgresql_app", "hop3_redis_app")
 
 UNREACHABLE_HINT = (
     "Check that the host is up and that `ssh user@host` works with your key "
@@ -533,6 +552,11 @@ def run_playbook(
     """
     playbook = resolve_playbook(name)
     inventory = _check_inventory(inventory)
+    audit = None
+    # Only Hop3's own playbooks (by name) end with the audit-record play.
+    if not check and not Path(name).is_absolute() and changes_state(name, verb, extravars or {}):
+        audit = auditlog.audit_var(audited_app(extravars or {}))
+        extravars = {**(extravars or {}), "hop3_audit": audit}
     run_dir = new_run_dir(verb)
     prune_runs(run_dir.parent)
 
@@ -597,7 +621,62 @@ def run_playbook(
     )
     if record:
         history.record(result)
+    if audit is not None and not result.ok and result.status != "canceled":
+        record_failures(result, audit, inventory)
     return result
+
+
+def changes_state(playbook: str, verb: str, extravars: dict) -> bool:
+    """Whether a run changes hosts, and so goes to the audit log."""
+    if playbook not in AUDITED_PLAYBOOKS or verb not in AUDITED_VERBS:
+        return False
+    actions = [v for k, v in extravars.items() if k.startswith("hop3_") and k.endswith("_action")]
+    return not any(action in READ_ONLY_ACTIONS for action in actions)
+
+
+def audited_app(extravars: dict) -> str | None:
+    for name in _APP_VARS:
+        if isinstance(extravars.get(name), str) and extravars[name]:
+            return extravars[name]
+    return None
+
+
+def record_failures(result: RunResult, audit: dict, inventory: Path) -> None:
+    """Record "failed" in the audit log of the hosts where the run failed.
+
+    Those hosts left the run before its final play (audit-record.yml), so it
+    runs once more for them alone: only failed runs pay for this. Unreachable
+    hosts cannot be written to.
+    """
+    errors = {
+        f.host: auditlog.first_line(f"{f.task}: {f.message}") or "failed"
+        for f in result.failures
+        if not f.unreachable and f.host in result.stats
+    }
+    if not errors:
+        return
+    try:
+        recorded = run_playbook(
+            "audit-record",
+            inventory=inventory,
+            limit=",".join(errors),
+            verb=f"{result.verb} (audit)",
+            extravars={
+                "hop3_audit": audit,
+                "hop3_auditlog_result": "failed",
+                "hop3_auditlog_errors": errors,
+            },
+            quiet=True,
+            record=False,
+        )
+    except HopError as exc:
+        recorded = None
+        detail = exc.message
+    if recorded is None or not recorded.ok:
+        if recorded is not None:
+            detail = "; ".join(f"{f.host}: {f.message}" for f in recorded.failures)
+        print(f"Warning: the failure could not be written to the audit log ({detail}).",
+              file=sys.stderr)  # fmt: skip
 
 
 def _run_ansible(**kwargs: Any) -> Any:

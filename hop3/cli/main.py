@@ -14,6 +14,7 @@ from hop3.errors import HopError
 from . import (
     apps,
     audit,
+    auditlog,
     backup,
     certs,
     config,
@@ -47,6 +48,7 @@ for command in [
     *backup.COMMANDS,
     *firewall.COMMANDS,
     *audit.COMMANDS,
+    *auditlog.COMMANDS,
     *certs.COMMANDS,
 ]:
     cli.add_command(command)
