@@ -16,6 +16,9 @@ from hop3.targets import Target, load_inventory
 def ssh_args(target: Target, host: str, command: list[str], tty: bool = False) -> list[str]:
     """The ssh command line that runs ``command`` on ``host`` (as root)."""
     hostvars = load_inventory(target.inventory).host_vars(host)
+    if hostvars.get("ansible_connection") == "local":
+        # hop on the host itself (hop3-shell, git push): no SSH hop.
+        return list(command)
     user = str(hostvars.get("ansible_user") or "root")
     args = ["ssh", "-o", "BatchMode=yes"]
     if tty:

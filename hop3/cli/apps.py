@@ -4,6 +4,7 @@ releases, rollback, destroy."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -23,8 +24,12 @@ PROCESS_COUNT = "PROCESS=N"
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--app", "app_name", help="App name (default: [metadata] id, else the folder name).")
 @click.option("--ref", help="Deploy this git ref (branch, tag, commit) instead of the work tree.")
+# git push (hop3-shell) deploys an exported revision and names it with this.
+@click.option("--rev", "rev_label", hidden=True)
 @run_options
-def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) -> None:
+def deploy(
+    path: Path, app_name: str | None, ref: str | None, rev_label: str | None, opts: RunOptions
+) -> None:
     """Build PATH and run it, replacing the running release without downtime."""
     from hop3.appspec import load_app, resolve_addons
     from hop3.runner import run_playbook
@@ -36,6 +41,8 @@ def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) 
     spec = load_app(path, app_name)
     addons = resolve_addons(spec.name, spec.addons)
     target = resolve_target(opts.target, opts.inventory)
+    if rev_label is not None and not re.fullmatch(r"git:[0-9a-f]{7,40}", rev_label):
+        raise HopError(f"--rev {rev_label!r} is not git:<commit>.", "Leave --rev out.")
     packed = pack(path, ref)
     result = run_playbook(
         "deploy",
@@ -47,7 +54,7 @@ def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) 
             "hop3_app_spec": spec.to_vars(),
             "hop3_app_source": str(packed.archive),
             "hop3_app_source_digest": packed.digest,
-            "hop3_app_source_rev": packed.rev,
+            "hop3_app_source_rev": rev_label or packed.rev,
             "hop3_app_addons": addons,
         },
         verbose=opts.verbose,

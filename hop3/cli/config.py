@@ -13,17 +13,22 @@ from .appcommon import app_reports, run_app_playbook
 from .options import RunOptions, run_options
 from .output import finish
 
+MASK = "********"
+
 
 @click.command()
 @click.argument("app")
 @click.option("--shell", "shell_format", is_flag=True, help="Print KEY='value' lines.")
+@click.option("--masked", is_flag=True, help="Show the names only, every value as ********.")
 @run_options
-def config(app: str, shell_format: bool, opts: RunOptions) -> None:
+def config(app: str, shell_format: bool, masked: bool, opts: RunOptions) -> None:
     """Show APP's config variables."""
     import shlex
 
     reports = app_reports(app, opts, "config", with_config=True)
     values = _one_view(reports, "config")
+    if masked:
+        values = dict.fromkeys(values, MASK)
     if opts.json:
         click.echo(json.dumps(values, indent=2))
         return

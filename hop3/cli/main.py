@@ -23,14 +23,30 @@ from . import (
     pg,
     platform,
     redis,
+    remote_mode,
     sandbox,
     sbom,
     server,
+    users,
 )
+
+
+def _remote_placeholder(ctx, param, value):
+    # main() sends --remote calls over SSH before click runs; this only documents it.
+    if value:
+        raise click.UsageError("--remote must come first: hop --remote hop3@HOST COMMAND ...")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hop")
+@click.option(
+    "--remote",
+    metavar="USER@HOST",
+    expose_value=False,
+    callback=_remote_placeholder,
+    help="Run the command on HOST through its hop3 user (ssh hop3@HOST COMMAND), "
+    "e.g. without an inventory. Default, with no inventory: the git remote 'hop3'.",
+)
 def cli() -> None:
     """Hop3: deploy and run apps on servers you own, driven by Ansible."""
 
@@ -50,12 +66,16 @@ for command in [
     *audit.COMMANDS,
     *auditlog.COMMANDS,
     *certs.COMMANDS,
+    *users.COMMANDS,
 ]:
     cli.add_command(command)
 
 
 def main() -> None:
     try:
+        remote = remote_mode.remote_for(sys.argv[1:])
+        if remote:
+            sys.exit(remote_mode.forward(*remote))
         # Without standalone mode, click returns the code of an Exit (e.g. a
         # failed run with --json) instead of exiting with it.
         code = cli.main(standalone_mode=False)

@@ -11,11 +11,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from . import localplay
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "hop3_proxy"
@@ -27,39 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_tasks(tmp_path: Path, tasks: list[dict]) -> dict:
-    """Run the tasks on localhost; return what each registered (by name)."""
-    names = [task["register"] for task in tasks if "register" in task]
-    out = tmp_path / "results.json"
-    dump = {name: f"{{{{ {name} }}}}" for name in names}
-    play = [{
-        "name": "Modules",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [*tasks, {
-            "name": "Save the results",
-            "ansible.builtin.copy": {"content": "{{ results | to_json }}", "dest": str(out),
-                                     "mode": "0600"},
-            "vars": {"results": dump},
-        }],
-    }]  # fmt: skip
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    env = {
-        **os.environ,
-        "ANSIBLE_LIBRARY": str(ROLE / "library"),
-        "ANSIBLE_MODULE_UTILS": str(ROLE / "module_utils"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-c", "local",
-         "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
-         str(playbook)],
-        capture_output=True, text=True, env=env, check=False, timeout=180,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(out.read_text())
+    return localplay.run_tasks(tmp_path, tasks, "hop3_proxy")
 
 
 def host(tmp_path: Path, register: str, mode: str, names: list[str], **extra) -> dict:
