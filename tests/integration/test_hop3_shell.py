@@ -86,13 +86,9 @@ def audit_entries(env) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def set_text(repo: Path, text: str) -> None:
-    app_py = repo / "app.py"
-    source = app_py.read_text()
-    marker = "Hello from python-flask"
-    start = source.index(marker)
-    end = source.index('"', start)
-    app_py.write_text(source[:start] + text + source[end:])
+def set_version(repo: Path, version: str) -> None:
+    """The example answers "Hello from python-flask v<VERSION>"."""
+    (repo / "VERSION").write_text(version + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +122,12 @@ def test_first_push_creates_and_deploys_the_app(env, repo, first_push):
 
 
 def test_push_of_a_fix_serves_the_new_code(env, repo, first_push):
-    set_text(repo, "Hello from a pushed fix")
+    set_version(repo, "1.1.0")
     git(repo, "commit", "-q", "-am", "fix")
     started = time.monotonic()
     git(repo, "push", "hop3", "main", key=env["keys"]["ana"])
     print(f"code-only push: {time.monotonic() - started:.1f} s")
-    assert serve(env["address"]) == (200, "Hello from a pushed fix v1.0.0")
+    assert serve(env["address"]) == (200, "Hello from python-flask v1.1.0")
 
 
 def test_failed_deploy_rejects_the_push_and_the_old_release_serves(env, repo, first_push):
@@ -141,7 +137,7 @@ def test_failed_deploy_rejects_the_push_and_the_old_release_serves(env, repo, fi
     proc = git(repo, "push", "hop3", "main", key=env["keys"]["ana"], check=False)
     assert proc.returncode != 0
     assert "push rejected" in proc.stderr and "[remote rejected]" in proc.stderr
-    assert serve(env["address"]) == (200, "Hello from a pushed fix v1.0.0")
+    assert serve(env["address"]) == (200, "Hello from python-flask v1.1.0")
     after = git(repo, "ls-remote", "hop3", "refs/heads/main", key=env["keys"]["ana"]).stdout
     assert after == before
     git(repo, "reset", "-q", "--hard", "HEAD~1")
@@ -178,7 +174,7 @@ def test_deployer_changes_its_app_only(env, first_push):
     assert f"permission denied: deployer 'ana' may not destroy '{APP}'" in denied.stderr
     other = as_user(env, "ana", f"config:set {OTHER_APP} A=1")
     assert other.returncode != 0 and "it is not one of its apps" in other.stderr
-    assert serve(env["address"]) == (200, "Hello from a pushed fix v1.0.0")
+    assert serve(env["address"]) == (200, "Hello from python-flask v1.1.0")
 
 
 def test_admin_manages_users_over_ssh(env, first_push):
@@ -244,7 +240,7 @@ def test_two_pushes_at_once_never_disagree_with_what_runs(env, repo, first_push,
     for name in ("one", "two"):
         clone = tmp_path / name
         shutil.copytree(repo, clone)
-        set_text(clone, f"Hello from push {name}")
+        set_version(clone, f"2.0.{len(clones)}")
         git(clone, "commit", "-q", "-am", name)
         clones.append(clone)
     with ThreadPoolExecutor(2) as pool:
@@ -259,7 +255,8 @@ def test_two_pushes_at_once_never_disagree_with_what_runs(env, repo, first_push,
     head = git(repo, "ls-remote", "hop3", "refs/heads/main", key=env["keys"]["ana"]).stdout
     winner = next(c for c in clones if git(c, "rev-parse", "HEAD").stdout.split()[0] in head)
     status, body = serve(env["address"])
-    assert status == 200 and body == f"Hello from push {winner.name} v1.0.0"
+    assert status == 200
+    assert body == f"Hello from python-flask v{(winner / 'VERSION').read_text().strip()}"
 
 
 def test_a_removed_users_key_is_refused_at_once(env, first_push):
