@@ -12,7 +12,7 @@ from rich.table import Table
 
 from hop3.errors import HopError
 
-from .appcommon import app_reports, run_app_playbook
+from .appcommon import app_reports, echo_lock_waits, run_app_playbook
 from .options import RunOptions, run_options
 from .output import finish, raise_on_failure
 
@@ -56,6 +56,7 @@ def deploy(path: Path, app_name: str | None, ref: str | None, opts: RunOptions) 
     if opts.json:
         click.echo(json.dumps({"app": spec.name, **result.to_dict()}, indent=2))
     elif result.ok:
+        echo_lock_waits(spec.name, result.reports)
         for host, report in sorted(result.reports.items()):
             verb = "is live" if report.get("built") else "is unchanged"
             url = f"http://{report['domains'][0]}/"
