@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -70,11 +71,25 @@ def assert_only_complete_releases(address: str, app: str) -> None:
         ssh(address, f"test -s {folder}/.build-end && test -x {folder}/.venv/bin/python")
 
 
+def read_lock_while(address: str, app: str, procs: list[subprocess.Popen]) -> dict:
+    """The app's lock record, read on the host while the runs go on."""
+    while any(proc.poll() is None for proc in procs):
+        out = ssh(address, f"cat /srv/hop3/locks/{app}.json", check=False).stdout
+        if out.strip():
+            return json.loads(out)
+        time.sleep(0.2)
+    pytest.fail("the lock record never showed up")
+
+
 def test_two_deploys_of_one_app_run_one_after_the_other(host, tmp_path):
     first = slow_app(tmp_path, "one", "1.0.0")
     second = slow_app(tmp_path, "two", "2.0.0")
     procs = [start_deploy(first, "conc"), start_deploy(second, "conc")]
+    held = read_lock_while(host, "conc", procs)
     results = [finish(proc) for proc in procs]
+    assert held["operation"] == "deploy" and abs(held["since"] - time.time()) < 300
+    assert re.fullmatch(r"\S+@\S+ pid \d+", held["controller"]), held
+    assert re.fullmatch(r"\d{8}T\d{6}Z-deploy-[0-9a-f]+", held["run"]), held
     for code, output in results:
         assert code == 0, output
     waited = [out for _, out in results if "waited" in out]
@@ -160,6 +175,11 @@ def test_a_deploy_that_waits_too_long_fails_clearly_and_changes_nothing(host, tm
         code.stdout.split() + code.stderr.split()
     )
     assert "APP_X" not in ssh(host, "cat /srv/hop3/apps/conc-wait/env").stdout
+    restart = subprocess.run([HOP, "restart", "conc-wait", "-t", HOST, "-i", str(inventory)],
+                             capture_output=True, text=True)  # fmt: skip
+    said = " ".join(restart.stdout.split() + restart.stderr.split())
+    assert restart.returncode != 0 and "this restart waited 3 s" in said
+    assert snapshot(host, "conc-wait") == before
     ssh(host, "rm /srv/hop3/locks/conc-wait.json")
 
 
@@ -173,6 +193,21 @@ def test_a_stale_lock_is_taken_over(host, tmp_path):
     assert get(host, "conc-wait") == (200, "Hello from python-flask v5.0.0")
     assert ssh(host, "ls /srv/hop3/locks").stdout.split().count("conc-wait.json") == 0
     assert_only_complete_releases(host, "conc-wait")
+
+
+def test_a_failed_deploy_releases_the_lock(host, tmp_path):
+    app_dir = slow_app(tmp_path, "broken", "7.0.0")
+    toml = (app_dir / "hop3.toml").read_text().replace('contains = "ok"', 'contains = "nope"')
+    (app_dir / "hop3.toml").write_text(toml.replace("[healthcheck]", "[healthcheck]\ntimeout = 5"))
+    code, output = finish(start_deploy(app_dir, "conc-wait"))
+    assert code != 0 and "health check" in output
+    assert ssh(host, "ls /srv/hop3/locks").stdout.split().count("conc-wait.json") == 0
+    assert get(host, "conc-wait") == (200, "Hello from python-flask v5.0.0")
+    assert_only_complete_releases(host, "conc-wait")
+    started = time.monotonic()
+    done = hop("config:set", "conc-wait", "APP_AFTER=1", "-t", HOST)
+    assert "waited" not in done.stdout and time.monotonic() - started < 60
+    assert ssh(host, "ls /srv/hop3/locks").stdout.split().count("conc-wait.json") == 0
 
 
 def test_a_killed_build_leaves_no_release_behind(host, tmp_path):

@@ -196,3 +196,32 @@ def test_without_lock_option_nothing_is_locked(tmp_path):
     lock.take()
     lock.finish(ok=True)
     assert lock.report == {} and not (tmp_path / "locks").exists()
+
+
+def test_cli_says_when_a_run_waited(capsys):
+    from hop3.cli.appcommon import echo_lock_waits
+
+    echo_lock_waits(
+        "shop",
+        {
+            "sandbox-2": {"lock_waited": "0"},
+            "sandbox-1": {"lock_waited": "14.2", "lock_waited_for": "deploy"},
+        },
+    )
+    assert capsys.readouterr().out == "sandbox-1: waited 14 s for another deploy of shop\n"
+
+
+def test_heartbeat_keeps_a_long_run_and_stops_a_taken_over_one(tmp_path):
+    directory = str(tmp_path / "locks")
+    options = {"operation": "deploy", "token": None, "release": False, "wait": 0,
+               "timeout": 1800, "controller": "", "run": ""}  # fmt: skip
+    lock = ModuleLock("shop", options, directory)
+    lock.take()
+    held = record(tmp_path)
+    held["renewed"] = time.time() - 1700
+    (tmp_path / "locks" / "shop.json").write_text(json.dumps(held))
+    lock.heartbeat()
+    assert time.time() - record(tmp_path)["renewed"] < 5
+    (tmp_path / "locks" / "shop.json").unlink()
+    with pytest.raises(LockLost, match="removed"):
+        lock.heartbeat()

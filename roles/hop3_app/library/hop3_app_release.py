@@ -250,7 +250,7 @@ def generate_secret(rule):
     return secrets.token_urlsafe(length * 2).replace("-", "").replace("_", "")[:length]
 
 
-def build(module, paths, state, spec):
+def build(module, paths, state, spec, lock):
     release_id = "v%d" % state["next_release"]
     release_dir = paths.release(release_id)
     if not os.path.exists(module.params["source"]):
@@ -273,6 +273,7 @@ def build(module, paths, state, spec):
         if spec.get("release"):
             steps.append(("release command", spec["release"]))
         for name, command in steps:
+            lock.heartbeat()  # a long build keeps its lock; one taken over stops here
             started = time.monotonic()
             code, output = run_in_release(paths, release_id, command)
             timings[name] = round(time.monotonic() - started, 2)
@@ -328,7 +329,10 @@ def main():
     except (LockBusy, LockLost) as err:
         module.fail_json(msg=str(err), lock_busy=True)
     try:
-        release_id, built, timings, changed = release(module, paths, spec)
+        release_id, built, timings, changed = release(module, paths, spec, lock)
+    except LockLost as err:
+        lock.finish(ok=False)
+        module.fail_json(msg=str(err))
     except StepFailed as err:
         lock.finish(ok=False)
         module.fail_json(
@@ -344,7 +348,7 @@ def main():
                      lock=lock.report)  # fmt: skip
 
 
-def release(module, paths, spec):
+def release(module, paths, spec, lock):
     """(release id, built?, timings, changed?) of the release to run."""
     user_changed = ensure_user(paths)
     if module.params["launcher"]:
@@ -359,7 +363,7 @@ def release(module, paths, spec):
         and os.path.isdir(paths.release(current["id"]))
     ):
         return current["id"], False, {}, user_changed
-    release_id, timings = build(module, paths, state, spec)
+    release_id, timings = build(module, paths, state, spec, lock)
     return release_id, True, timings, True
 
 

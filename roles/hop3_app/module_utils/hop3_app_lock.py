@@ -192,6 +192,11 @@ class ModuleLock:
         self.token = self.report["token"]
         self.taken_here = True
 
+    def heartbeat(self):
+        """Between long steps: mark the lock active, or stop if it was taken over."""
+        if self.token:
+            self.lock.renew(self.token)
+
     def finish(self, ok):
         """Once per call: a module's exit (SystemExit) may pass a failure handler too."""
         if self.finished:
