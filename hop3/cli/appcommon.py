@@ -37,7 +37,10 @@ def run_app_playbook(playbook: str, app: str, opts: RunOptions, verb: str, quiet
 def echo_lock_waits(app: str, reports: dict) -> None:
     """Say when a run had to wait for another operation on the app (its lock)."""
     for host, report in sorted(reports.items()):
-        waited = float(report.get("lock_waited") or 0)
+        try:
+            waited = float(report.get("lock_waited") or 0)
+        except ValueError:  # masked by Ansible's no_log (a config value equal to it)
+            continue
         if waited > 0:
             other = report.get("lock_waited_for") or "operation"
             click.echo(f"{host}: waited {waited:.0f} s for another {other} of {app}")

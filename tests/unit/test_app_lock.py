@@ -225,3 +225,10 @@ def test_heartbeat_keeps_a_long_run_and_stops_a_taken_over_one(tmp_path):
     (tmp_path / "locks" / "shop.json").unlink()
     with pytest.raises(LockLost, match="removed"):
         lock.heartbeat()
+
+
+def test_tokens_never_contain_values_ansible_would_mask():
+    avoid = {"1", "a", "Zq", "secret"}
+    for _ in range(200):
+        token = lock_module.new_token(avoid)
+        assert len(token) == 24 and not any(value in token for value in avoid)

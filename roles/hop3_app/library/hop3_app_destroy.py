@@ -47,7 +47,7 @@ def main():
         },
     )
     paths = AppPaths(module.params["app"])
-    lock = ModuleLock(paths.app, module.params["lock"])
+    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
     try:
         lock.take()
     except (LockBusy, LockLost) as err:

@@ -25,7 +25,7 @@ def main():
         argument_spec={"app": {"type": "str", "required": True},
                        "lock": dict(LOCK_OPTION, required=True)},
     )  # fmt: skip
-    lock = ModuleLock(module.params["app"], module.params["lock"])
+    lock = ModuleLock(module.params["app"], module.params["lock"], avoid=module.no_log_values)
     try:
         lock.take()
     except (LockBusy, LockLost) as err:

@@ -392,7 +392,7 @@ def main():
         },
     )  # fmt: skip
     paths = AppPaths(module.params["app"])
-    lock = ModuleLock(paths.app, module.params["lock"])
+    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
     try:
         lock.take()
     except (LockBusy, LockLost) as err:

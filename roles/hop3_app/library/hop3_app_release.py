@@ -323,7 +323,7 @@ def main():
     )
     paths = AppPaths(module.params["app"])
     spec = module.params["spec"]
-    lock = ModuleLock(paths.app, module.params["lock"])
+    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
     try:
         lock.take()
     except (LockBusy, LockLost) as err:
