@@ -3,6 +3,8 @@ and reading app reports back."""
 
 from __future__ import annotations
 
+import click
+
 from hop3.errors import HopError
 
 from .options import RunOptions
@@ -27,7 +29,21 @@ def run_app_playbook(playbook: str, app: str, opts: RunOptions, verb: str, quiet
         quiet=opts.json if quiet is None else quiet,
         record=verb not in ("apps", "ps", "releases", "config"),
     )
+    if not (opts.json if quiet is None else quiet):
+        echo_lock_waits(app, result.reports)
     return target, result
+
+
+def echo_lock_waits(app: str, reports: dict) -> None:
+    """Say when a run had to wait for another operation on the app (its lock)."""
+    for host, report in sorted(reports.items()):
+        try:
+            waited = float(report.get("lock_waited") or 0)
+        except ValueError:  # masked by Ansible's no_log (a config value equal to it)
+            continue
+        if waited > 0:
+            other = report.get("lock_waited_for") or "operation"
+            click.echo(f"{host}: waited {waited:.0f} s for another {other} of {app}")
 
 
 def app_reports(app: str, opts: RunOptions, verb: str, with_config: bool = False) -> dict:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hop3.errors import HopError
 
-from .appcommon import app_reports, run_app_playbook
+from .appcommon import app_reports, echo_lock_waits, run_app_playbook
 from .options import RunOptions, run_options
 from .output import finish, raise_on_failure
 
@@ -63,6 +63,7 @@ def deploy(
     if opts.json:
         click.echo(json.dumps({"app": spec.name, **result.to_dict()}, indent=2))
     elif result.ok:
+        echo_lock_waits(spec.name, result.reports)
         for host, report in sorted(result.reports.items()):
             verb = "is live" if report.get("built") else "is unchanged"
             url = f"http://{report['domains'][0]}/"

@@ -15,12 +15,18 @@ options:
   unset: {description: Variables to remove., type: list, elements: str, default: []}
   domains_add: {description: Domains to add., type: list, elements: str, default: []}
   domains_remove: {description: Domains to remove., type: list, elements: str, default: []}
+  lock:
+    description:
+      - The app's lock (module_utils/hop3_app_lock.py), taken before any change
+        with C(operation); released at the end with C(release).
+    type: dict
 author: Hop3
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
 from ansible.module_utils.hop3_app_host import (
     AppPaths,
     load_env,
@@ -39,10 +45,25 @@ def main():
             "unset": {"type": "list", "elements": "str", "default": []},
             "domains_add": {"type": "list", "elements": "str", "default": []},
             "domains_remove": {"type": "list", "elements": "str", "default": []},
+            "lock": LOCK_OPTION,
         },
     )
     paths = AppPaths(module.params["app"])
+    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
+    try:
+        lock.take()
+    except (LockBusy, LockLost) as err:
+        module.fail_json(msg=str(err), lock_busy=True)
+    try:
+        configure(module, paths, lock)
+    except BaseException:
+        lock.finish(ok=False)
+        raise
+
+
+def configure(module, paths, lock):
     if not os.path.exists(paths.state):
+        lock.finish(ok=False)
         module.fail_json(msg="There is no app named '%s' on this host." % paths.app)
     env = load_env(paths)
     new_env = dict(env)
@@ -67,7 +88,9 @@ def main():
     if domains_changed:
         state["domains_extra"], state["domains_removed"] = extra, removed
         save_state(paths, state)
+    lock.finish(ok=True)
     module.exit_json(
+        lock=lock.report,
         changed=bool(env_changed or domains_changed),
         env_changed=bool(env_changed),
         domains_changed=domains_changed,

@@ -11,6 +11,12 @@ description:
 options:
   app: {description: App name., type: str, required: true}
   uploads_dir: {description: Where uploaded sources are kept., type: str, default: /srv/hop3/uploads}
+  lock:
+    description:
+      - The app's lock (module_utils/hop3_app_lock.py), checked with the
+        C(token) of an earlier task of the run (or taken with C(operation));
+        released at the end with C(release).
+    type: dict
 author: Hop3
 """
 
@@ -21,6 +27,7 @@ import shutil
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
 from ansible.module_utils.hop3_app_host import (
     PORTS_FILE,
     UNIT_DIR,
@@ -36,9 +43,23 @@ def main():
         argument_spec={
             "app": {"type": "str", "required": True},
             "uploads_dir": {"type": "str", "default": "/srv/hop3/uploads"},
+            "lock": LOCK_OPTION,
         },
     )
     paths = AppPaths(module.params["app"])
+    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
+    try:
+        lock.take()
+    except (LockBusy, LockLost) as err:
+        module.fail_json(msg=str(err), lock_busy=True)
+    try:
+        destroy(module, paths, lock)
+    except BaseException:
+        lock.finish(ok=False)
+        raise
+
+
+def destroy(module, paths, lock):
     changed = False
     prefix = "hop3-%s-" % paths.app
     units = [n for n in os.listdir(UNIT_DIR) if n.startswith(prefix)]
@@ -73,9 +94,11 @@ def main():
         subprocess.run(["pkill", "-KILL", "-u", paths.app], capture_output=True)
         proc = subprocess.run(["userdel", paths.app], capture_output=True, text=True)
         if proc.returncode != 0:
+            lock.finish(ok=False)
             module.fail_json(msg="Removing user %s failed: %s" % (paths.app, proc.stderr))
         changed = True
-    module.exit_json(changed=changed)
+    lock.finish(ok=True)
+    module.exit_json(changed=changed, lock=lock.report)
 
 
 if __name__ == "__main__":

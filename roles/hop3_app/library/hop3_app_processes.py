@@ -22,6 +22,12 @@ options:
     default: started
   remove_failed: {description: Remove the release if it fails its health check., type: bool}
   keep_releases: {description: How many releases to keep on disk., type: int, default: 5}
+  lock:
+    description:
+      - The app's lock (module_utils/hop3_app_lock.py), taken before any change
+        with C(operation), or checked with the C(token) of an earlier task of
+        the run; released at the end with C(release).
+    type: dict
 author: Hop3
 """
 
@@ -32,6 +38,7 @@ import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
     UNIT_DIR,
@@ -381,15 +388,30 @@ def main():
                       "choices": ["started", "stopped", "restarted"]},
             "remove_failed": {"type": "bool", "default": False},
             "keep_releases": {"type": "int", "default": 5},
+            "lock": LOCK_OPTION,
         },
     )  # fmt: skip
     paths = AppPaths(module.params["app"])
+    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
+    try:
+        lock.take()
+    except (LockBusy, LockLost) as err:
+        module.fail_json(msg=str(err), lock_busy=True)
+    try:
+        reconcile(module, paths, lock)
+    except BaseException:
+        lock.finish(ok=False)
+        raise
+
+
+def reconcile(module, paths, lock):
     state = load_state(paths)
     release_id = module.params["release"] or state["current"]
     if release_id == "previous":
         release_id = previous_release(state, paths)
     if not release_id or not find_release(state, release_id):
         known = ", ".join(r["id"] for r in state["releases"]) or "none"
+        lock.finish(ok=False)
         module.fail_json(msg="App '%s' has no release %s (releases: %s)."
                          % (paths.app, release_id or "yet", known))  # fmt: skip
     scale = dict(state.get("scale") or {})
@@ -404,13 +426,15 @@ def main():
             state["releases"].remove(failed)
             shutil.rmtree(paths.release(release_id), ignore_errors=True)
         save_state(paths, state)
+        lock.finish(ok=False)
         module.fail_json(msg="Deploy step '%s' failed: %s" % (err.step, err.message),
                          step=err.step, output_tail=tail(err.output))  # fmt: skip
     save_state(paths, state)
+    lock.finish(ok=True)
     ports = [i["number"] for i in state["instances"].get("web", [])]
     module.exit_json(changed=swap.changed, release=state["current"], ports=ports,
                      scale=state["scale"], instances=state["instances"],
-                     proxy=proxy_settings(state))  # fmt: skip
+                     proxy=proxy_settings(state), lock=lock.report)  # fmt: skip
 
 
 if __name__ == "__main__":

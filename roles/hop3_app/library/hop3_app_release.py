@@ -34,6 +34,12 @@ options:
         description: Config variable -> record field (C(url) or C(key_prefix)).
         type: dict
         required: true
+  lock:
+    description:
+      - The app's lock (module_utils/hop3_app_lock.py), taken before any change
+        with C(operation), or checked with the C(token) of an earlier task of
+        the run; the result's C(lock) has the token and how long it waited.
+    type: dict
   env_from:
     description:
       - A JSON config file on the host (a restored backup's) that replaces the
@@ -43,6 +49,7 @@ options:
 author: Hop3
 """
 
+import contextlib
 import json
 import os
 import re
@@ -52,6 +59,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
     RELEASE_META,
@@ -73,6 +81,9 @@ from ansible.module_utils.hop3_app_host import (
 )
 
 UV = "/opt/hop3/uv/bin/uv"
+# Uploads of other deploys are removed by a build only after this long: a
+# deploy waiting for the app's lock has already uploaded its source.
+UPLOAD_GRACE_SECONDS = 3600
 RUNTIME_PACKAGES = {"node": ["nodejs", "npm"], "go": ["golang-go"]}
 ADDON_COMMANDS = {"postgres": "pg", "redis": "redis"}  # the `hop` commands of each addon type
 
@@ -163,10 +174,24 @@ def unpack(paths, source, release_dir):
 
 def drop_other_uploads(app, keep):
     folder = os.path.dirname(keep)
+    old = time.time() - UPLOAD_GRACE_SECONDS
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
         if re.fullmatch(re.escape(app) + r"-[0-9a-f]+\.tar\.gz", name) and path != keep:
-            os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_mtime < old:
+                    os.unlink(path)
+
+
+def drop_unlisted_releases(paths, state):
+    """Remove release dirs state.json does not list: what a run killed in the
+    middle of a build left (a failed build removes its own)."""
+    listed = {r["id"] for r in state["releases"]}
+    if not os.path.isdir(paths.releases):
+        return
+    for name in os.listdir(paths.releases):
+        if re.fullmatch(r"v\d+", name) and name not in listed:
+            shutil.rmtree(paths.release(name), ignore_errors=True)
 
 
 def write_release_meta(spec, release_dir):
@@ -225,11 +250,12 @@ def generate_secret(rule):
     return secrets.token_urlsafe(length * 2).replace("-", "").replace("_", "")[:length]
 
 
-def build(module, paths, state, spec):
+def build(module, paths, state, spec, lock):
     release_id = "v%d" % state["next_release"]
     release_dir = paths.release(release_id)
-    if os.path.exists(release_dir):
-        shutil.rmtree(release_dir)
+    if not os.path.exists(module.params["source"]):
+        raise StepFailed("unpack", "The uploaded source %s is gone from the host; deploy "
+                         "again." % module.params["source"])  # fmt: skip
     timings = {}
     try:
         packages = list(spec["build"].get("packages", []))
@@ -247,6 +273,7 @@ def build(module, paths, state, spec):
         if spec.get("release"):
             steps.append(("release command", spec["release"]))
         for name, command in steps:
+            lock.heartbeat()  # a long build keeps its lock; one taken over stops here
             started = time.monotonic()
             code, output = run_in_release(paths, release_id, command)
             timings[name] = round(time.monotonic() - started, 2)
@@ -280,6 +307,7 @@ def main():
             "rev": {"type": "str", "default": ""},
             "launcher": {"type": "str"},
             "env_from": {"type": "path"},
+            "lock": LOCK_OPTION,
             "addons": {
                 "type": "list",
                 "elements": "dict",
@@ -295,27 +323,48 @@ def main():
     )
     paths = AppPaths(module.params["app"])
     spec = module.params["spec"]
+    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
     try:
-        user_changed = ensure_user(paths)
-        if module.params["launcher"]:
-            user_changed |= write_file(LAUNCHER, module.params["launcher"], mode=0o755)
-        state = load_state(paths)
-        current = find_release(state, state["current"]) if state["current"] else None
-        if (
-            current
-            and current["digest"] == module.params["digest"]
-            and current["build"] == build_identity(spec)
-            and os.path.isdir(paths.release(current["id"]))
-        ):
-            module.exit_json(changed=user_changed, release=current["id"], built=False)
-        release_id, timings = build(module, paths, state, spec)
+        lock.take()
+    except (LockBusy, LockLost) as err:
+        module.fail_json(msg=str(err), lock_busy=True)
+    try:
+        release_id, built, timings, changed = release(module, paths, spec, lock)
+    except LockLost as err:
+        lock.finish(ok=False)
+        module.fail_json(msg=str(err))
     except StepFailed as err:
+        lock.finish(ok=False)
         module.fail_json(
             msg="Deploy step '%s' failed: %s" % (err.step, err.message),
             step=err.step,
             output_tail=tail(err.output),
         )
-    module.exit_json(changed=True, release=release_id, built=True, timings=timings)
+    except BaseException:
+        lock.finish(ok=False)
+        raise
+    lock.finish(ok=True)
+    module.exit_json(changed=changed, release=release_id, built=built, timings=timings,
+                     lock=lock.report)  # fmt: skip
+
+
+def release(module, paths, spec, lock):
+    """(release id, built?, timings, changed?) of the release to run."""
+    user_changed = ensure_user(paths)
+    if module.params["launcher"]:
+        user_changed |= write_file(LAUNCHER, module.params["launcher"], mode=0o755)
+    state = load_state(paths)
+    drop_unlisted_releases(paths, state)
+    current = find_release(state, state["current"]) if state["current"] else None
+    if (
+        current
+        and current["digest"] == module.params["digest"]
+        and current["build"] == build_identity(spec)
+        and os.path.isdir(paths.release(current["id"]))
+    ):
+        return current["id"], False, {}, user_changed
+    release_id, timings = build(module, paths, state, spec, lock)
+    return release_id, True, timings, True
 
 
 if __name__ == "__main__":

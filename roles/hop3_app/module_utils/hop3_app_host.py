@@ -64,7 +64,8 @@ class AppPaths:
 
 
 def write_file(path, content, mode=0o644, owner=None):
-    """Write atomically; return True when the content or mode changed."""
+    """Write atomically (temporary file, fsync, rename); return True when the
+    content or mode changed. Readers see the old file or the new one."""
     data = content.encode() if isinstance(content, str) else content
     try:
         with open(path, "rb") as handle:
@@ -79,6 +80,10 @@ def write_file(path, content, mode=0o644, owner=None):
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            # On disk before the rename: a crash leaves the old file or the new
+            # one (state.json, env), never an empty or partial one.
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         if owner:
             shutil.chown(tmp, owner, owner)
