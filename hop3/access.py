@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[int, bool]] = {
     "certs": (VIEWER, True),
     "sbom": (VIEWER, True),
     "git-receive-pack": (DEPLOYER, True),
+    "git-upload-pack": (DEPLOYER, True),
     "deploy": (DEPLOYER, True),
     "config:get": (DEPLOYER, True),
     "config:set": (DEPLOYER, True),
@@ -80,7 +81,8 @@ COMMANDS: dict[str, tuple[int, bool]] = {
 }
 # Commands that change nothing: not written to the audit log when allowed.
 READ_ONLY = {
-    "help", "whoami", "apps", "status", "ps", "releases", "logs", "config", "certs", "sbom",
+    "help", "whoami", "git-upload-pack", "apps", "status", "ps", "releases", "logs", "config",
+    "certs", "sbom",
     "config:get", "users:list", "audit", "audit:log", "history", "firewall", "pg:info",
     "pg:list", "redis:info", "redis:list", "backups", "backup:check",
 }  # fmt: skip
@@ -163,9 +165,9 @@ def parse(words: list[str], cli: click.Group) -> Request:
     if name not in COMMANDS:
         raise Refused(f"'{name}' is not a command of hop3-shell. Run: ssh hop3@HOST help")
     takes_app = COMMANDS[name][1]
-    if name == "git-receive-pack":
+    if name in ("git-receive-pack", "git-upload-pack"):
         if len(args) != 1:
-            raise Refused("git-receive-pack takes exactly one repository.")
+            raise Refused(f"{name} takes exactly one repository.")
         return Request(name, args, git_app(args[0]))
     if name in ("help", "whoami"):
         return Request(name, args, None)
@@ -198,7 +200,9 @@ def authorize(user: User, request: Request) -> None:
     """Refuse what the user's role or apps do not allow."""
     level = ROLE_LEVELS.get(user.role, 0)
     needed = COMMANDS[request.command][0]
-    what = {"git-receive-pack": "push to"}.get(request.command, request.command)
+    what = {"git-receive-pack": "push to", "git-upload-pack": "fetch from"}.get(
+        request.command, request.command
+    )
     if level < needed:
         target = f" '{request.app}'" if request.app else ""
         raise Refused(

@@ -79,7 +79,7 @@ def log_event(user: User | None, fingerprint: str, words: list[str], app, result
         user=user.name if user else None,
         key=fingerprint,
         source=client_address(),
-        via="git" if words[:1] == ["git-receive-pack"] else "ssh",
+        via="git" if words[:1] and words[0].startswith("git-") else "ssh",
         command=words,
         app=app,
         result=result,
@@ -248,7 +248,7 @@ def help_text(user: User) -> str:
 
 
 def run_request(user: User, request: Request) -> int:
-    via = "git" if request.command == "git-receive-pack" else "ssh"
+    via = "git" if request.command.startswith("git-") else "ssh"
     env = hop_env(user, via)
     if request.command == "help":
         print(help_text(user))
@@ -262,6 +262,12 @@ def run_request(user: User, request: Request) -> int:
         hold_push_lock(repo, request.app)
         os.environ.update(env)
         os.execvp("git-receive-pack", ["git-receive-pack", str(repo)])
+    if request.command == "git-upload-pack":
+        repo = repository(request.app)
+        if not (repo / "HEAD").exists():
+            say(f"hop3: {request.app} has never been pushed.")
+            return 1
+        os.execvp("git-upload-pack", ["git-upload-pack", str(repo)])
     if request.command == "deploy":
         return redeploy(request.app, env)
     args = effective_args(user, request)

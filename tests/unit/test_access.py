@@ -138,8 +138,8 @@ def test_viewer_sees_config_names_only():
 
 
 def test_deployer_acts_on_its_apps_only():
-    for text in ("git-receive-pack shop", "config:set shop A=1", "ps:scale shop web=2",
-                 "restart shop", "rollback shop", "run shop -- ls", "deploy shop"):  # fmt: skip
+    for text in ("git-receive-pack shop", "git-upload-pack 'shop'", "config:set shop A=1",
+                 "ps:scale shop web=2", "restart shop", "rollback shop", "run shop -- ls", "deploy shop"):  # fmt: skip
         authorize(ANA, request(text))
     with pytest.raises(Refused) as denied:
         authorize(ANA, request("destroy shop --yes"))
@@ -160,7 +160,7 @@ def test_admin_may_run_every_command():
 
 
 def test_every_command_exists_in_the_cli_or_the_shell():
-    shell_only = {"help", "whoami", "git-receive-pack"}
+    shell_only = {"help", "whoami", "git-receive-pack", "git-upload-pack"}
     for name in COMMANDS:
         assert name in shell_only or cli.get_command(None, name) is not None, name
     assert set(COMMANDS) >= READ_ONLY

@@ -14,6 +14,10 @@ options:
   app: {description: App name (already validated)., type: str, required: true}
   spec: {description: The app spec (AppSpec.to_vars())., type: dict, required: true}
   source: {description: Path of the uploaded .tar.gz on the host., type: str, required: true}
+  source_optional:
+    description: When O(source) is missing and the running release is not built from it, change nothing and return need_source (the playbook uploads it, then calls again).
+    type: bool
+    default: false
   digest: {description: Digest of the source archive., type: str, required: true}
   rev: {description: Source revision shown in `hop releases`., type: str, default: ""}
   launcher: {description: Content of the hop3-launch program (installed if it differs)., type: str}
@@ -303,6 +307,7 @@ def main():
             "app": {"type": "str", "required": True},
             "spec": {"type": "dict", "required": True},
             "source": {"type": "str", "required": True},
+            "source_optional": {"type": "bool", "default": False},
             "digest": {"type": "str", "required": True},
             "rev": {"type": "str", "default": ""},
             "launcher": {"type": "str"},
@@ -323,6 +328,10 @@ def main():
     )
     paths = AppPaths(module.params["app"])
     spec = module.params["spec"]
+    if module.params["source_optional"] and not os.path.exists(module.params["source"]):
+        if current_release(paths, load_state(paths), spec, module.params["digest"]) is None:
+            # A new source: the playbook uploads it, then calls again.
+            module.exit_json(changed=False, need_source=True)
     lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
     try:
         lock.take()
@@ -348,6 +357,19 @@ def main():
                      lock=lock.report)  # fmt: skip
 
 
+def current_release(paths, state, spec, digest):
+    """The running release when it was built from this source and build spec."""
+    current = find_release(state, state["current"]) if state["current"] else None
+    if (
+        current
+        and current["digest"] == digest
+        and current["build"] == build_identity(spec)
+        and os.path.isdir(paths.release(current["id"]))
+    ):
+        return current
+    return None
+
+
 def release(module, paths, spec, lock):
     """(release id, built?, timings, changed?) of the release to run."""
     user_changed = ensure_user(paths)
@@ -355,13 +377,8 @@ def release(module, paths, spec, lock):
         user_changed |= write_file(LAUNCHER, module.params["launcher"], mode=0o755)
     state = load_state(paths)
     drop_unlisted_releases(paths, state)
-    current = find_release(state, state["current"]) if state["current"] else None
-    if (
-        current
-        and current["digest"] == module.params["digest"]
-        and current["build"] == build_identity(spec)
-        and os.path.isdir(paths.release(current["id"]))
-    ):
+    current = current_release(paths, state, spec, module.params["digest"])
+    if current:
         return current["id"], False, {}, user_changed
     release_id, timings = build(module, paths, state, spec, lock)
     return release_id, True, timings, True
