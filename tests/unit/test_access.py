@@ -139,7 +139,8 @@ def test_viewer_sees_config_names_only():
 
 def test_deployer_acts_on_its_apps_only():
     for text in ("git-receive-pack shop", "git-upload-pack 'shop'", "config:set shop A=1",
-                 "ps:scale shop web=2", "restart shop", "rollback shop", "run shop -- ls", "deploy shop"):  # fmt: skip
+                 "ps:scale shop web=2", "restart shop", "rollback shop", "run shop -- ls",
+                 "deploy shop"):  # fmt: skip
         authorize(ANA, request(text))
     with pytest.raises(Refused) as denied:
         authorize(ANA, request("destroy shop --yes"))
