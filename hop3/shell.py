@@ -135,11 +135,24 @@ def hold_push_lock(repo: Path, app: str) -> None:
     os.set_inheritable(fd, True)
 
 
-def deploy_branch(repo: Path) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), "config", "--get", "hop3.branch"], capture_output=True, text=True
+def deploy_branch(app: str) -> str:
+    """The branch that deploys: config variable HOP3_DEPLOY_BRANCH of the app
+    (`hop config:set APP HOP3_DEPLOY_BRANCH=production`), else main."""
+    import json
+
+    try:
+        env = json.loads((APPS_ROOT / app / "env").read_text())
+    except (OSError, ValueError):
+        env = {}
+    branch = str(env.get("HOP3_DEPLOY_BRANCH") or "").strip()
+    valid = (
+        branch
+        and subprocess.run(
+            ["git", "check-ref-format", "--branch", branch], capture_output=True
+        ).returncode
+        == 0
     )
-    return proc.stdout.strip() or DEFAULT_BRANCH
+    return branch if valid else DEFAULT_BRANCH
 
 
 def deploy_revision(app: str, repo: Path, rev: str, env: dict[str, str]) -> int:
@@ -183,7 +196,7 @@ def redeploy(app: str, env: dict[str, str]) -> int:
         say(f"hop3: {app} has never been pushed: git push hop3@HOST:{app} {DEFAULT_BRANCH}")
         return 1
     hold_push_lock(repo, app)
-    branch = deploy_branch(repo)
+    branch = deploy_branch(app)
     head = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
         capture_output=True, text=True,
@@ -197,7 +210,7 @@ def redeploy(app: str, env: dict[str, str]) -> int:
 def pre_receive(app: str) -> int:
     """The hook: only the deploy branch, deployed before git updates the ref."""
     repo = repository(app)
-    branch = deploy_branch(repo)
+    branch = deploy_branch(app)
     updates = [line.split() for line in sys.stdin.read().splitlines() if line.strip()]
     for _old, new, ref in updates:
         problem = None

@@ -148,6 +148,16 @@ def test_only_the_deploy_branch_deploys(env, repo, first_push):
                check=False)  # fmt: skip
     assert proc.returncode != 0
     assert "only branch 'main' deploys pushed" in proc.stderr
+    # Per app, the config variable HOP3_DEPLOY_BRANCH names another branch.
+    hop("config:set", APP, "HOP3_DEPLOY_BRANCH=production", "--no-restart", "-t", HOST)
+    try:
+        assert git(repo, "push", "hop3", "HEAD:refs/heads/production",
+                   key=env["keys"]["ana"], check=False).returncode == 0  # fmt: skip
+        refused = git(repo, "push", "hop3", "HEAD:refs/heads/main", key=env["keys"]["ana"],
+                      check=False)  # fmt: skip
+        assert "only branch 'production' deploys pushed" in refused.stderr
+    finally:
+        hop("config:unset", APP, "HOP3_DEPLOY_BRANCH", "--no-restart", "-t", HOST)
 
 
 def test_viewer_reads_and_is_denied_changes(env, first_push):
