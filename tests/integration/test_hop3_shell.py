@@ -153,9 +153,11 @@ def test_only_the_deploy_branch_deploys(env, repo, first_push):
     try:
         assert git(repo, "push", "hop3", "HEAD:refs/heads/production",
                    key=env["keys"]["ana"], check=False).returncode == 0  # fmt: skip
+        git(repo, "commit", "-q", "--allow-empty", "-m", "not deployed")
         refused = git(repo, "push", "hop3", "HEAD:refs/heads/main", key=env["keys"]["ana"],
                       check=False)  # fmt: skip
         assert "only branch 'production' deploys pushed" in refused.stderr
+        git(repo, "reset", "-q", "--hard", "HEAD~1")
     finally:
         hop("config:unset", APP, "HOP3_DEPLOY_BRANCH", "--no-restart", "-t", HOST)
 
