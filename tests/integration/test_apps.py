@@ -58,7 +58,8 @@ def flask_app(host, tmp_path_factory):
     """The Flask example deployed once as app 'flask' and shared by the tests below."""
     app_dir = copy_example("python-flask", tmp_path_factory.mktemp("flask"), "1.0.0")
     deploy(app_dir, "flask")
-    return app_dir
+    yield app_dir
+    hop("destroy", "flask", "--yes", "-t", HOST, check=False)
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,8 @@ def test_host_side_cli_lists_apps_deployed_from_the_controller(host):
         inventory = yaml.safe_load(ssh(host, "cat /etc/hop3/cli/inventory.yml").stdout)
         assert inventory["all"]["hosts"]["sandbox-1"]["ansible_connection"] == "local"
         listed = json.loads(ssh(host, "env $(cat /etc/hop3/cli/env) hop apps --json").stdout)
-        assert [app["app"] for app in listed["sandbox-1"]] == ["hostcli"]
+        # Other test modules may have apps of their own on the shared host.
+        assert "hostcli" in [app["app"] for app in listed["sandbox-1"]]
         assert listed["sandbox-1"][0]["status"] == "running"
     finally:
         hop("destroy", "hostcli", "--yes", "-t", "sandbox-1")
