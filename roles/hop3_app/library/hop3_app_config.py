@@ -26,7 +26,7 @@ author: Hop3
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
+from ansible.module_utils.hop3_app_lock import LOCK_OPTION, run_locked
 from ansible.module_utils.hop3_app_host import (
     AppPaths,
     load_env,
@@ -49,16 +49,7 @@ def main():
         },
     )
     paths = AppPaths(module.params["app"])
-    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
-    try:
-        lock.take()
-    except (LockBusy, LockLost) as err:
-        module.fail_json(msg=str(err), lock_busy=True)
-    try:
-        configure(module, paths, lock)
-    except BaseException:
-        lock.finish(ok=False)
-        raise
+    run_locked(module, paths.app, lambda lock: configure(module, paths, lock))
 
 
 def configure(module, paths, lock):

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
+from ansible.module_utils.hop3_app_lock import LOCK_OPTION, run_locked
 from ansible.module_utils.hop3_app_host import (
     PORTS_FILE,
     UNIT_DIR,
@@ -47,16 +47,7 @@ def main():
         },
     )
     paths = AppPaths(module.params["app"])
-    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
-    try:
-        lock.take()
-    except (LockBusy, LockLost) as err:
-        module.fail_json(msg=str(err), lock_busy=True)
-    try:
-        destroy(module, paths, lock)
-    except BaseException:
-        lock.finish(ok=False)
-        raise
+    run_locked(module, paths.app, lambda lock: destroy(module, paths, lock))
 
 
 def destroy(module, paths, lock):

@@ -38,7 +38,7 @@ import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
+from ansible.module_utils.hop3_app_lock import LOCK_OPTION, run_locked
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
     UNIT_DIR,
@@ -392,16 +392,7 @@ def main():
         },
     )  # fmt: skip
     paths = AppPaths(module.params["app"])
-    lock = ModuleLock(paths.app, module.params["lock"], avoid=module.no_log_values)
-    try:
-        lock.take()
-    except (LockBusy, LockLost) as err:
-        module.fail_json(msg=str(err), lock_busy=True)
-    try:
-        reconcile(module, paths, lock)
-    except BaseException:
-        lock.finish(ok=False)
-        raise
+    run_locked(module, paths.app, lambda lock: reconcile(module, paths, lock))
 
 
 def reconcile(module, paths, lock):

@@ -221,3 +221,19 @@ class ModuleLock:
         self.finished = True
         if self.token and ((ok and self.options.get("release")) or (not ok and self.taken_here)):
             self.report["released"] = self.lock.release(self.token)
+
+
+def run_locked(module, app, work):
+    """Take the app's lock as the module's ``lock`` option says, then return
+    ``work(lock)``; a busy or lost lock fails the module, and the lock is
+    released when ``work`` raises (or exits without releasing it)."""
+    lock = ModuleLock(app, module.params["lock"], avoid=module.no_log_values)
+    try:
+        lock.take()
+    except (LockBusy, LockLost) as err:
+        module.fail_json(msg=str(err), lock_busy=True)
+    try:
+        return work(lock)
+    except BaseException:
+        lock.finish(ok=False)
+        raise
