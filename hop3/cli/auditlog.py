@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 
 import click
 from rich.console import Console
@@ -99,7 +100,8 @@ def render(entries: list[dict]) -> None:
             f"[{colour}]{escape(result)}[/]",
             escape(str(entry.get("release") or "-")),
         )
-    Console().print(table)
+    # Piped output (grep, a file) gets whole lines rather than the default 80 columns.
+    Console(width=None if sys.stdout.isatty() else 250).print(table)
 
 
 COMMANDS = [audit_log]
