@@ -14,6 +14,7 @@ import io
 import os
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,9 +112,11 @@ def pack(root: Path, ref: str | None = None) -> Packed:
     cache = paths.ensure(paths.cache_dir() / "uploads")
     archive = cache / f"{digest}.tar.gz"
     if not archive.exists():
-        tmp = archive.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(archive)
+        # A name of its own: deploys running at once may pack the same source.
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{digest}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, archive)
     _prune(cache, keep=20)
     return Packed(archive=archive, digest=digest, rev=rev, files=count)
 
@@ -123,6 +126,12 @@ def _short(root: Path, ref: str) -> str:
 
 
 def _prune(cache: Path, keep: int) -> None:
-    archives = sorted(cache.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    for old in archives[:-keep]:
+    """Keep the newest archives; another hop may be pruning the same folder."""
+    dated = []
+    for archive in cache.glob("*.tar.gz"):
+        try:
+            dated.append((archive.stat().st_mtime, archive))
+        except FileNotFoundError:
+            continue
+    for _, old in sorted(dated)[:-keep]:
         old.unlink(missing_ok=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -65,3 +67,24 @@ def test_git_work_tree_honours_gitignore(tmp_path):
     assert "new.js" not in names(by_ref.archive) and "index.js" in names(by_ref.archive)
     with pytest.raises(HopError):
         pack(app, ref="no-such-ref")
+
+
+def test_packing_the_same_source_at_once_never_fails(tmp_path):
+    """Two deploys of one source at the same time (e.g. two apps from one example),
+    as separate processes: each gets the archive, none trips on another's file."""
+    make_app(tmp_path)
+    # Incompressible data: writing the archive takes long enough to overlap.
+    (tmp_path / "app" / "blob.bin").write_bytes(os.urandom(4 << 20))
+    script = (
+        "import sys, pathlib; from hop3.source import pack; "
+        "print(pack(pathlib.Path(sys.argv[1])).digest)"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "app")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]  # fmt: skip
+    results = [(run.wait(), *run.communicate()) for run in runs]
+    assert [code for code, _, _ in results] == [0] * 8, [err for _, _, err in results]
+    assert len({out for _, out, _ in results}) == 1
+    assert not list((tmp_path / "cache" / "uploads").glob("*.tmp"))
