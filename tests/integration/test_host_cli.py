@@ -165,7 +165,7 @@ def test_port_forwarding_is_refused(host, keys, key):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = _hop3_ssh_args(host, keys[key], "-N", "-L", f"127.0.0.1:{port}:127.0.0.1:22")
-    tunnel = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    tunnel = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         data = None
         for _ in range(50):
@@ -180,7 +180,11 @@ def test_port_forwarding_is_refused(host, keys, key):
         assert data == b"", f"the tunnel carried {data!r}"
     finally:
         tunnel.terminate()
-        tunnel.wait(timeout=10)
+        try:
+            tunnel.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # ssh may sit in its client loop; the verdict is already in
+            tunnel.kill()
+            tunnel.wait(timeout=10)
 
 
 def test_hop3_may_sudo_only_hop3_shell(host):
