@@ -74,6 +74,7 @@ def load_app(path: Path | str, name: str | None = None) -> AppSpec:
         runtime="generic",
         version=toml.version,
         title=toml.title or appjson.title,
+        catalog=toml.catalog,
         sources=sources,
     )
     commands = _processes(procfile, toml, problems)

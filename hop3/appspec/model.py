@@ -89,6 +89,7 @@ class AppSpec:
     runtime: str  # one of RUNTIMES
     version: str | None = None
     title: str | None = None
+    catalog: str | None = None  # the catalog entry it was installed from
     processes: dict[str, Process] = field(default_factory=dict)  # web first; no release/cron
     release: str | None = None
     cron: list[CronJob] = field(default_factory=list)
@@ -186,6 +187,7 @@ class Layer:
     name_where: str = ""
     version: str | None = None
     title: str | None = None
+    catalog: str | None = None
     runtime: str | None = None
     packages: list[str] | None = None
     before_build: list[str] | None = None

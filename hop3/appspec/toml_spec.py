@@ -49,6 +49,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "tags",
         "categories",
         "release",
+        # Our extension: the catalog entry an app was installed from (hop catalog).
+        "catalog",
     ),
     "build": ("before-build", "build", "after-build", "packages", "static-dir", "runtime"),
     "run": ("start", "release", "workers", "scale"),
@@ -229,6 +231,7 @@ def _metadata(s: _Section, layer: Layer) -> None:
         layer.name_where = s.where("id")
     layer.version = s.string("version")
     layer.title = s.string("title")
+    layer.catalog = s.string("catalog")
     for key in ("description", "author", "license", "website", "tagline", "homepage"):
         s.string(key)
     for key in ("tags", "categories"):

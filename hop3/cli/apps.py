@@ -31,6 +31,21 @@ def deploy(
     path: Path, app_name: str | None, ref: str | None, rev_label: str | None, opts: RunOptions
 ) -> None:
     """Build PATH and run it, replacing the running release without downtime."""
+    if rev_label is not None and not re.fullmatch(r"git:[0-9a-f]{7,40}", rev_label):
+        raise HopError(f"--rev {rev_label!r} is not git:<commit>.", "Leave --rev out.")
+    spec, result = run_deploy(path, app_name, opts, ref=ref, rev_label=rev_label)
+    if opts.json:
+        click.echo(json.dumps({"app": spec.name, **result.to_dict()}, indent=2))
+    elif result.ok:
+        echo_lock_waits(spec.name, result.reports)
+        echo_deployed(spec.name, result.reports)
+    raise_on_failure(result, opts.json)
+
+
+def run_deploy(path: Path, app_name: str | None, opts: RunOptions, *, ref: str | None = None,
+               rev_label: str | None = None, limit: str | None = None,
+               verb: str = "deploy"):  # fmt: skip
+    """Deploy the app in ``path`` on the target's hosts (or ``limit``); (spec, result)."""
     from hop3.appspec import load_app, resolve_addons
     from hop3.runner import run_playbook
     from hop3.source import pack
@@ -41,14 +56,12 @@ def deploy(
     spec = load_app(path, app_name)
     addons = resolve_addons(spec.name, spec.addons)
     target = resolve_target(opts.target, opts.inventory)
-    if rev_label is not None and not re.fullmatch(r"git:[0-9a-f]{7,40}", rev_label):
-        raise HopError(f"--rev {rev_label!r} is not git:<commit>.", "Leave --rev out.")
     packed = pack(path, ref)
     result = run_playbook(
         "deploy",
         inventory=target.inventory,
-        limit=target.limit,
-        verb="deploy",
+        limit=limit or target.limit,
+        verb=verb,
         extravars={
             "hop3_app_name": spec.name,
             "hop3_app_spec": spec.to_vars(),
@@ -60,17 +73,16 @@ def deploy(
         verbose=opts.verbose,
         quiet=opts.json,
     )
-    if opts.json:
-        click.echo(json.dumps({"app": spec.name, **result.to_dict()}, indent=2))
-    elif result.ok:
-        echo_lock_waits(spec.name, result.reports)
-        for host, report in sorted(result.reports.items()):
-            verb = "is live" if report.get("built") else "is unchanged"
-            url = f"http://{report['domains'][0]}/"
-            click.echo(f"{spec.name} {report['release']} {verb} on {host}: {url}")
-            click.echo(f"  without DNS: curl -H 'Host: {report['domains'][0]}' "
-                       f"http://{report['address']}/")  # fmt: skip
-    raise_on_failure(result, opts.json)
+    return spec, result
+
+
+def echo_deployed(app: str, reports: dict) -> None:
+    for host, report in sorted(reports.items()):
+        verb = "is live" if report.get("built") else "is unchanged"
+        url = f"http://{report['domains'][0]}/"
+        click.echo(f"{app} {report['release']} {verb} on {host}: {url}")
+        click.echo(f"  without DNS: curl -H 'Host: {report['domains'][0]}' "
+                   f"http://{report['address']}/")  # fmt: skip
 
 
 @click.command()

@@ -16,6 +16,7 @@ from . import (
     audit,
     auditlog,
     backup,
+    catalog,
     certs,
     config,
     firewall,
@@ -67,6 +68,7 @@ for command in [
     *auditlog.COMMANDS,
     *certs.COMMANDS,
     *users.COMMANDS,
+    *catalog.COMMANDS,
 ]:
     cli.add_command(command)
 

@@ -182,7 +182,7 @@ def test_port_forwarding_is_refused(host, keys, key):
         tunnel.terminate()
         try:
             tunnel.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # ssh may sit in its client loop; the verdict is already in
+        except subprocess.TimeoutExpired:  # the verdict is in; ssh may linger in its loop
             tunnel.kill()
             tunnel.wait(timeout=10)
 

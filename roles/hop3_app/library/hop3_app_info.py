@@ -88,6 +88,11 @@ def detail(app, with_config):
         for r in state.get("releases", []) if r["id"] == state.get("current")
         for j in r["spec"].get("cron", [])
     ]  # fmt: skip
+    current = [r for r in state.get("releases", []) if r["id"] == state.get("current")]
+    spec = current[0].get("spec", {}) if current else {}
+    report["version"] = spec.get("version")
+    report["catalog"] = spec.get("catalog")
+    report["declared_domains"] = spec.get("domains", [])
     if with_config:
         report["config"] = load_env(paths)
     return report
