@@ -61,12 +61,16 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "backup": ("paths", "exclude"),
     "limits": ("memory", "cpu", "tasks"),
     "proxy": ("max-body-size", "websockets", "static", "rate-limit", "rate-limit-burst"),
-    "waf": ("enabled", "mode", "paranoia"),
+    "waf": ("enabled", "mode", "paranoia", "methods"),
     # Hop3's extension: HTTPS for the app's domains.
     "tls": ("mode", "hsts"),
 }
 
 ADDON_TYPES = ("postgres", "redis")
+# Methods an app may let through the WAF besides GET HEAD POST OPTIONS (the
+# CRS default): REST verbs, and WebDAV/CalDAV/CardDAV ones.
+WAF_EXTRA_METHODS = ("PUT", "PATCH", "DELETE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE",
+                     "LOCK", "UNLOCK", "REPORT", "MKCALENDAR", "SEARCH")  # fmt: skip
 ADDON_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 GENERATORS = ("hex", "base64", "password")
 GENERATE_LENGTH = (8, 256)
@@ -495,6 +499,15 @@ def _waf(s: _Section, layer: Layer) -> None:
     paranoia = s.integer("paranoia", 1, 4)
     if paranoia is not None:
         layer.waf["paranoia"] = paranoia
+    methods = s.string_list("methods", "HTTP methods")
+    if methods is not None:
+        unknown = [m for m in methods if m not in WAF_EXTRA_METHODS]
+        if unknown:
+            named = ", ".join(map(repr, unknown))
+            known = ", ".join(WAF_EXTRA_METHODS)
+            s.add("methods", f"{named}: not methods the WAF can let through (known: {known})")
+        else:
+            layer.waf["methods"] = sorted(set(methods), key=WAF_EXTRA_METHODS.index)
 
 
 def _tls(s: _Section, layer: Layer) -> None:

@@ -50,7 +50,7 @@ def test_flask_requirements_and_procfile() -> None:
         "rate_limit_burst": None,
     }
     # Secure by default: the WAF blocks; HTTPS is opt-in.
-    assert spec.waf == {"enabled": True, "mode": "block", "paranoia": 1}
+    assert spec.waf == {"enabled": True, "mode": "block", "paranoia": 1, "methods": []}
     assert spec.tls == {"mode": "off", "hsts": False}
     assert spec.backup == {"paths": [], "exclude": []}
     assert spec.build == {
@@ -338,7 +338,7 @@ def test_waf_rate_limit_and_tls(tmp_path: Path) -> None:
         },
     )
     spec = load_app(tmp_path, "x")
-    assert spec.waf == {"enabled": True, "mode": "detect", "paranoia": 1}
+    assert spec.waf == {"enabled": True, "mode": "detect", "paranoia": 1, "methods": []}
     assert spec.proxy["rate_limit"] == "600r/m" and spec.proxy["rate_limit_burst"] is None
     assert spec.tls == {"mode": "acme", "hsts": False}
     assert spec.to_vars()["tls"] == {"mode": "acme", "hsts": False}
@@ -388,3 +388,11 @@ def test_directory_name_is_lower_cased(tmp_path: Path) -> None:
 def test_name_argument_wins_over_metadata_id(tmp_path: Path) -> None:
     write_app(tmp_path, {"Procfile": "web: x", "hop3.toml": '[metadata]\nid = "Not Valid"\n'})
     assert load_app(tmp_path, "given").name == "given"
+
+
+def test_waf_methods_are_checked_and_kept_in_a_fixed_order(tmp_path: Path) -> None:
+    write_app(tmp_path, {"Procfile": "web: x", "hop3.toml": '[waf]\nmethods = ["DELETE", "PUT"]\n'})
+    assert load_app(tmp_path, "x").waf["methods"] == ["PUT", "DELETE"]
+    write_app(tmp_path, {"Procfile": "web: x", "hop3.toml": '[waf]\nmethods = ["TRACE"]\n'})
+    with pytest.raises(AppSpecError, match=r"\[waf\] methods.*TRACE.*not methods the WAF"):
+        load_app(tmp_path, "x")

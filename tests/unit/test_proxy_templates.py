@@ -256,6 +256,16 @@ def test_waf_detect_mode_and_paranoia():
     assert "SecRuleEngine On" in vhost(hop3_proxy_waf={})
 
 
+def test_waf_lets_listed_methods_through_and_no_others():
+    text = vhost(hop3_proxy_waf={"methods": ["PUT", "PROPFIND", "EVIL"]})
+    line = [x for x in text.splitlines() if "id:900200" in x]
+    assert line == [
+        "    modsecurity_rules 'SecAction \"id:900200,phase:1,pass,nolog,t:none,"
+        "setvar:\\'tx.allowed_methods=GET HEAD POST OPTIONS PUT PROPFIND\\'\"';"
+    ]
+    assert "id:900200" not in vhost(hop3_proxy_waf={})
+
+
 def test_waf_off_leaves_modsecurity_out():
     text = vhost(hop3_proxy_waf={"enabled": False, "mode": "block", "paranoia": 1})
     assert "modsecurity" not in text
