@@ -70,7 +70,7 @@ def default_proxy() -> dict[str, Any]:
 
 def default_waf() -> dict[str, Any]:
     """Secure by default: ModSecurity with the OWASP CRS blocks at paranoia level 1."""
-    return {"enabled": True, "mode": "block", "paranoia": 1, "methods": []}
+    return {"enabled": True, "mode": "block", "paranoia": 1, "methods": [], "content_types": []}
 
 
 def default_tls() -> dict[str, Any]:

@@ -61,12 +61,14 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "backup": ("paths", "exclude"),
     "limits": ("memory", "cpu", "tasks"),
     "proxy": ("max-body-size", "websockets", "static", "rate-limit", "rate-limit-burst"),
-    "waf": ("enabled", "mode", "paranoia", "methods"),
+    "waf": ("enabled", "mode", "paranoia", "methods", "content-types"),
     # Hop3's extension: HTTPS for the app's domains.
     "tls": ("mode", "hsts"),
 }
 
 ADDON_TYPES = ("postgres", "redis")
+# Request body types an app may add to the CRS's allowed ones, lowercase.
+MEDIA_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9][a-z0-9.+-]{0,63}")
 # Methods an app may let through the WAF besides GET HEAD POST OPTIONS (the
 # CRS default): REST verbs, and WebDAV/CalDAV/CardDAV ones.
 WAF_EXTRA_METHODS = ("PUT", "PATCH", "DELETE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE",
@@ -508,6 +510,14 @@ def _waf(s: _Section, layer: Layer) -> None:
             s.add("methods", f"{named}: not methods the WAF can let through (known: {known})")
         else:
             layer.waf["methods"] = sorted(set(methods), key=WAF_EXTRA_METHODS.index)
+    types = s.string_list("content-types", "media types")
+    if types is not None:
+        bad = [t for t in types if not MEDIA_TYPE_RE.fullmatch(t)]
+        if bad:
+            named = ", ".join(map(repr, bad))
+            s.add("content-types", f"{named}: not media types like 'text/calendar'")
+        else:
+            layer.waf["content_types"] = sorted(set(types))
 
 
 def _tls(s: _Section, layer: Layer) -> None:

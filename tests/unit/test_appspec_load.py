@@ -50,7 +50,13 @@ def test_flask_requirements_and_procfile() -> None:
         "rate_limit_burst": None,
     }
     # Secure by default: the WAF blocks; HTTPS is opt-in.
-    assert spec.waf == {"enabled": True, "mode": "block", "paranoia": 1, "methods": []}
+    assert spec.waf == {
+        "enabled": True,
+        "mode": "block",
+        "paranoia": 1,
+        "methods": [],
+        "content_types": [],
+    }
     assert spec.tls == {"mode": "off", "hsts": False}
     assert spec.backup == {"paths": [], "exclude": []}
     assert spec.build == {
@@ -338,7 +344,13 @@ def test_waf_rate_limit_and_tls(tmp_path: Path) -> None:
         },
     )
     spec = load_app(tmp_path, "x")
-    assert spec.waf == {"enabled": True, "mode": "detect", "paranoia": 1, "methods": []}
+    assert spec.waf == {
+        "enabled": True,
+        "mode": "detect",
+        "paranoia": 1,
+        "methods": [],
+        "content_types": [],
+    }
     assert spec.proxy["rate_limit"] == "600r/m" and spec.proxy["rate_limit_burst"] is None
     assert spec.tls == {"mode": "acme", "hsts": False}
     assert spec.to_vars()["tls"] == {"mode": "acme", "hsts": False}
@@ -395,4 +407,13 @@ def test_waf_methods_are_checked_and_kept_in_a_fixed_order(tmp_path: Path) -> No
     assert load_app(tmp_path, "x").waf["methods"] == ["PUT", "DELETE"]
     write_app(tmp_path, {"Procfile": "web: x", "hop3.toml": '[waf]\nmethods = ["TRACE"]\n'})
     with pytest.raises(AppSpecError, match=r"\[waf\] methods.*TRACE.*not methods the WAF"):
+        load_app(tmp_path, "x")
+
+
+def test_waf_content_types_must_be_media_types(tmp_path: Path) -> None:
+    toml = '[waf]\ncontent-types = ["text/vcard", "text/calendar"]\n'
+    write_app(tmp_path, {"Procfile": "web: x", "hop3.toml": toml})
+    assert load_app(tmp_path, "x").waf["content_types"] == ["text/calendar", "text/vcard"]
+    write_app(tmp_path, {"Procfile": "web: x", "hop3.toml": '[waf]\ncontent-types = ["x y"]\n'})
+    with pytest.raises(AppSpecError, match="not media types"):
         load_app(tmp_path, "x")

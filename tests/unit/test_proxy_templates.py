@@ -266,6 +266,15 @@ def test_waf_lets_listed_methods_through_and_no_others():
     assert "id:900200" not in vhost(hop3_proxy_waf={})
 
 
+def test_waf_adds_content_types_to_the_crs_defaults():
+    text = vhost(hop3_proxy_waf={"content_types": ["text/calendar", "bad type"]})
+    line = next(x for x in text.splitlines() if "id:900220" in x)
+    assert "|application/cloudevents-batch+json| |text/calendar|" in line
+    assert line.count("|application/json|") == 1
+    assert "bad" not in line and line.endswith("""|\\'"';""")
+    assert "id:900220" not in vhost(hop3_proxy_waf={})
+
+
 def test_waf_off_leaves_modsecurity_out():
     text = vhost(hop3_proxy_waf={"enabled": False, "mode": "block", "paranoia": 1})
     assert "modsecurity" not in text
