@@ -34,7 +34,8 @@ def refuse_other_app(name: str, entry_name: str, opts: RunOptions) -> None:
     _, result = run_app_playbook("app-info", name, opts, "catalog:install", quiet=True)
     raise_on_failure(result, opts.json)
     for host, report in sorted(result.reports.items()):
-        if report.get("exists") and report.get("catalog") != entry_name:
+        # An app without a current release (a first deploy that failed) runs nothing.
+        if report.get("exists") and report.get("release") and report.get("catalog") != entry_name:
             raise HopError(
                 f"{host} already has an app named {name!r} that is not {entry_name} from "
                 "the catalog; installing would replace it.",
