@@ -36,7 +36,9 @@ DEFAULT_GO_WEB = "bin/app"  # the builder builds Go apps to bin/app
 DEFAULT_NODE_WEB = "npm start"
 # PHP-FPM in the foreground as the app's user, with the pool config the build
 # writes into the release (roles/hop3_app/library/hop3_app_release.py).
-DEFAULT_PHP_WEB = "exec php-fpm8.2 --nodaemonize --force-stderr --fpm-config .hop3-php-fpm.conf"
+DEFAULT_PHP_WEB = (
+    "exec /usr/sbin/php-fpm8.2 --nodaemonize --force-stderr --fpm-config .hop3-php-fpm.conf"
+)
 
 NOTHING_TO_RUN = (
     "nothing to run: add a Procfile with a process (web: <command>), [run] start in "

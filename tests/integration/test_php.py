@@ -129,9 +129,8 @@ def test_php_fpm_runs_as_the_app_user_not_the_system_pool(app_dir, host):
     assert system == ["disabled", "inactive"]
     ps = hop_json("ps", APP, "-t", HOST)[HOST]["processes"]
     assert [p["state"] for p in ps if p["process"] == "web"] == ["running"]
-    assert any("php-fpm8.2" in json.dumps(p) for p in ps)
     logs = hop("logs", APP, "-n", "200", "-t", HOST).stdout
-    assert "php-fpm" in logs or "fpm is running" in logs or "ready to handle" in logs
+    assert "fpm is running" in logs and "ready to handle connections" in logs
 
 
 def test_unchanged_redeploy_changes_nothing(app_dir):
