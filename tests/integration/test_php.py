@@ -206,7 +206,7 @@ def test_bad_php_settings_are_refused_before_touching_hosts(app_dir, tmp_path):
     before = hop_json("apps", "-t", HOST)
     proc = hop("deploy", str(bad), "--app", "badphp", "-t", HOST, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    for fragment in ("[php] root", "[php] extensions", "[php] modules", "[php.ini] 'a=b'",
+    for fragment in ("[php] root", "[php] extensions", "[php] modules", '[php.ini] "a=b"',
                      "[php.ini] memory_limit", "[php.ini] x"):  # fmt: skip
         assert fragment in proc.stderr, fragment
     assert hop_json("apps", "-t", HOST) == before
