@@ -21,6 +21,7 @@ from hop3.appspec.model import (
     default_backup,
     default_build,
     default_limits,
+    default_php,
     default_proxy,
     default_tls,
     default_waf,
@@ -33,6 +34,11 @@ from hop3.errors import HopError
 
 DEFAULT_GO_WEB = "bin/app"  # the builder builds Go apps to bin/app
 DEFAULT_NODE_WEB = "npm start"
+# PHP-FPM in the foreground as the app's user, with the pool config the build
+# writes into the release (roles/hop3_app/library/hop3_app_release.py).
+DEFAULT_PHP_WEB = (
+    "exec /usr/sbin/php-fpm8.2 --nodaemonize --force-stderr --fpm-config .hop3-php-fpm.conf"
+)
 
 NOTHING_TO_RUN = (
     "nothing to run: add a Procfile with a process (web: <command>), [run] start in "
@@ -135,6 +141,10 @@ def load_app(path: Path | str, name: str | None = None) -> AppSpec:
             commands = {"web": DEFAULT_NODE_WEB, **commands}
     elif runtime == "go" and "web" not in commands and not static_dir:
         commands = {"web": DEFAULT_GO_WEB, **commands}
+    elif runtime == "php":
+        spec.php = {**default_php(), **toml.php, "fpm": "web" not in commands}
+        if spec.php["fpm"] and not static_dir:
+            commands = {"web": DEFAULT_PHP_WEB, **commands}
     elif runtime == "static" and not static_dir and complete:
         complete = False  # that problem says it all
         problems.add(
@@ -144,6 +154,13 @@ def load_app(path: Path | str, name: str | None = None) -> AppSpec:
             "'static: <dir>' to the Procfile, or add public/index.html",
         )
     spec.static_dir = static_dir
+    if toml.php and runtime and runtime != "php":
+        problems.add(
+            "hop3.toml",
+            "[php]",
+            f"is for PHP apps, but this app's runtime is {runtime!r}: remove [php], or set "
+            '[build] runtime = "php"',
+        )
 
     if static_dir and "web" in commands:
         file, where = static_origin

@@ -14,7 +14,7 @@ from typing import Any
 
 from hop3.errors import HopError
 
-RUNTIMES = ("python", "node", "go", "static", "generic")
+RUNTIMES = ("python", "node", "go", "php", "static", "generic")
 SCALE_MAX = 20
 
 
@@ -51,6 +51,12 @@ def default_build() -> dict[str, Any]:
         "node_build_script": False,
         "node_lockfile": False,
     }
+
+
+def default_php() -> dict[str, Any]:
+    """[php] of a php app. fpm: the web process is Hop3's PHP-FPM (FastCGI), not
+    a command of the app's own (which speaks HTTP like any other)."""
+    return {"root": ".", "extensions": [], "ini": {}, "fpm": True}
 
 
 def default_limits() -> dict[str, Any]:
@@ -107,6 +113,7 @@ class AppSpec:
     waf: dict[str, Any] = field(default_factory=default_waf)
     tls: dict[str, Any] = field(default_factory=default_tls)
     sources: list[str] = field(default_factory=list)  # files read, e.g. ["hop3.toml", "Procfile"]
+    php: dict[str, Any] | None = None  # default_php() for runtime "php", else None
 
     def to_vars(self) -> dict[str, Any]:
         """A JSON-able dict of everything but ``root``, for the deploy playbook."""
@@ -115,6 +122,10 @@ class AppSpec:
             for f in dataclasses.fields(self)
             if f.name != "root"
         }
+        if data["php"] is None:
+            # Absent rather than null: the specs (and so the build identities)
+            # of apps of other runtimes stay as they were.
+            del data["php"]
         return data
 
 
@@ -210,3 +221,4 @@ class Layer:
     static_paths: dict[str, str] | None = None
     waf: dict[str, Any] = field(default_factory=dict)
     tls: dict[str, Any] = field(default_factory=dict)
+    php: dict[str, Any] = field(default_factory=dict)

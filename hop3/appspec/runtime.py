@@ -1,7 +1,7 @@
 """Tell how to build an app from the files in its directory.
 
 Order: ``[build] runtime`` if given; requirements.txt or pyproject.toml ->
-python; package.json -> node; go.mod -> go; a static dir (``[build]
+python; package.json -> node; go.mod -> go; index.php -> php; a static dir (``[build]
 static-dir``, a ``static:`` Procfile entry, or ``public/index.html`` when there
 is no web process) -> static; build commands or processes -> generic.
 """
@@ -20,6 +20,7 @@ MAX_FILE_SIZE = 1024 * 1024  # spec files larger than this are refused
 PYTHON_MARKERS = ("requirements.txt", "pyproject.toml")
 NODE_LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
 AUTO_STATIC_DIR = "public"
+PHP_MARKER = "index.php"
 
 CANNOT_TELL = (
     "cannot tell how to build this app: add requirements.txt/pyproject.toml (Python), "
@@ -128,6 +129,8 @@ def detect_runtime(
         return "node", None
     if app_file_exists(root, "go.mod"):
         return "go", None
+    if app_file_exists(root, PHP_MARKER):
+        return "php", None
     if static_dir or auto_static:
         return "static", auto_static
     if has_work:

@@ -25,6 +25,9 @@ from hop3.appspec.validate import (
     normalize_memory,
     normalize_rel_path,
     package_error,
+    php_extension_error,
+    php_ini_error,
+    php_ini_value,
     process_name_error,
     quote_hint,
     rate_limit_error,
@@ -64,6 +67,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "waf": ("enabled", "mode", "paranoia", "methods", "content-types"),
     # Hop3's extension: HTTPS for the app's domains.
     "tls": ("mode", "hsts"),
+    # Hop3's extension: the PHP runtime (document root, extensions, ini settings).
+    "php": ("root", "extensions", "ini"),
 }
 
 ADDON_TYPES = ("postgres", "redis")
@@ -531,6 +536,33 @@ def _tls(s: _Section, layer: Layer) -> None:
         s.add("hsts", 'needs HTTPS: set mode = "acme" or "self-signed" too')
 
 
+def _php(s: _Section, layer: Layer) -> None:
+    if "root" in s.table:
+        try:
+            layer.php["root"] = normalize_rel_path(s.table["root"])
+        except ValueError as exc:
+            s.add("root", str(exc))
+    extensions = s.string_list("extensions", "PHP extension names")
+    if extensions is not None:
+        layer.php["extensions"] = []
+        for item in extensions:
+            error = php_extension_error(item)
+            if error:
+                s.add("extensions", error)
+            elif item not in layer.php["extensions"]:
+                layer.php["extensions"].append(item)
+    ini = s.table_of("ini")
+    if ini is not None:
+        sub = _Section(s.problems, "php.ini", ini)
+        layer.php["ini"] = {}
+        for name, value in ini.items():
+            error = php_ini_error(name, value)
+            if error:
+                sub.add(name, error)
+            else:
+                layer.php["ini"][name] = php_ini_value(value)
+
+
 _READERS = {
     "metadata": _metadata,
     "build": _build,
@@ -543,4 +575,5 @@ _READERS = {
     "proxy": _proxy,
     "waf": _waf,
     "tls": _tls,
+    "php": _php,
 }

@@ -320,6 +320,51 @@ def health_path_error(value: object) -> str | None:
     return None
 
 
+# --- PHP ([php] in hop3.toml) ---------------------------------------------------
+
+_PHP_EXTENSION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_PHP_INI_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
+# PHP-FPM reads a value as a double-quoted ini string: '"' would end it, '$'
+# expands ${VAR} and '\\' escapes; control characters (a newline) would start
+# a new directive.
+_PHP_INI_VALUE_BAD_RE = re.compile(r'["$\\\x00-\x1f\x7f]')
+
+
+def php_extension_error(value: object) -> str | None:
+    if not isinstance(value, str) or not _PHP_EXTENSION_RE.fullmatch(value):
+        return (
+            f"{show(value)} is not a PHP extension name: use the name in the Debian package "
+            'php8.2-<name>, e.g. "mysql", "gd", "intl"'
+        )
+    return None
+
+
+def php_ini_error(name: str, value: object) -> str | None:
+    """Why ``name = value`` cannot be a PHP ini setting, or None."""
+    if not _PHP_INI_NAME_RE.fullmatch(name):
+        return (
+            f"{show(name)} is not a PHP ini setting name: use letters, digits, '_' and '.' "
+            "(e.g. upload_max_filesize)"
+        )
+    if isinstance(value, int):  # bool is an int too
+        return None
+    if not isinstance(value, str):
+        return f"must be a string, an integer or true/false, got {show(value)}"
+    if _PHP_INI_VALUE_BAD_RE.search(value):
+        return (
+            f"{show(value)} cannot be a PHP ini value: no quotes, '$', backslashes or "
+            "control characters (newlines)"
+        )
+    return None
+
+
+def php_ini_value(value: str | int | bool) -> str:
+    """The value as PHP-FPM reads it: true/false -> "1"/"0"."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
 # --- showing values in messages ------------------------------------------------
 
 

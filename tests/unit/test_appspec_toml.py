@@ -235,7 +235,7 @@ def test_upstream_informational_metadata_is_accepted() -> None:
         ),
         (
             '[build]\nruntime = "ruby"\n',
-            "hop3.toml [build] runtime: must be one of python, node, go, static, generic, got "
+            "hop3.toml [build] runtime: must be one of python, node, go, php, static, generic, got "
             "'ruby'",
         ),
         (

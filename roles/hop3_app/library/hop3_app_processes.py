@@ -38,6 +38,8 @@ import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_fastcgi import FastCGIError
+from ansible.module_utils.hop3_app_fastcgi import get as fastcgi_get
 from ansible.module_utils.hop3_app_lock import LOCK_OPTION, run_locked
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
@@ -218,7 +220,7 @@ class Swap:
     def check_alive(self, process, instances, healthcheck):
         if process == "web":
             for instance in instances:
-                self.health_check(instance, healthcheck)
+                self.health_check(instance, healthcheck, self.fetcher(instance))
             return
         time.sleep(1)
         for instance in instances:
@@ -227,7 +229,16 @@ class Swap:
                 raise StepFailed("start %s" % process, "%s is not running." % unit,
                                  journal_tail(unit))  # fmt: skip
 
-    def health_check(self, instance, check):
+    def fetcher(self, instance):
+        """How to GET a path from a web instance: HTTP, or FastCGI for PHP-FPM."""
+        port = instance["number"]
+        php = php_settings(find_release(self.state, instance["release"])["spec"])
+        if php is None:
+            return lambda path: http_get(port, path)
+        root = document_root(self.paths, instance["release"], php)
+        return lambda path: fastcgi_get(port, root, path)
+
+    def health_check(self, instance, check, fetch):
         unit = unit_name(self.paths.app, "web", instance["id"])
         url = "http://127.0.0.1:%d%s" % (instance["number"], check.get("path") or "/")
         deadline = time.monotonic() + int(check.get("timeout") or 30)
@@ -236,7 +247,7 @@ class Swap:
             state = systemctl("is-active", unit, check=False).stdout.strip()
             if state == "failed":
                 break
-            verdict = probe(url, check)
+            verdict = probe(fetch, check)
             if verdict is None:
                 return
             last = verdict
@@ -254,13 +265,17 @@ class Swap:
 
     # -- nginx ---------------------------------------------------------------
 
-    def write_upstream(self, ports):
+    def write_upstream(self, ports, release_id):
         servers = ["    server 127.0.0.1:%d max_fails=0;" % p for p in sorted(ports)]
         if not servers:
             servers = ["    server 127.0.0.1:9 down;  # no web instance runs"]
         text = "\n".join(
             ["# Managed by Hop3: web instances of app '%s'." % self.paths.app,
-             "upstream hop3-%s {" % self.paths.app, *servers, "    keepalive 16;", "}", ""]
+             "upstream hop3-%s {" % self.paths.app, *servers, "    keepalive 16;", "}",
+             "# The release they serve: nginx serves a PHP app's files from there, so",
+             "# files and scripts switch to a new release in the same reload.",
+             "map $host $%s {" % release_variable(self.paths.app),
+             '    default "%s";' % self.paths.release(release_id), "}", ""]
         )  # fmt: skip
         os.makedirs(os.path.dirname(self.paths.upstream), exist_ok=True)
         if write_file(self.paths.upstream, text) and os.path.exists(self.paths.site):
@@ -296,7 +311,7 @@ class Swap:
                 self.stop(process, instances_started)
             raise
         web = keep.get("web", []) + new.get("web", [])
-        self.write_upstream([i["number"] for i in web])
+        self.write_upstream([i["number"] for i in web], release_id)
         for process, instances_old in old.items():
             self.stop(process, instances_old)
         self.state["instances"] = {
@@ -356,14 +371,36 @@ def previous_release(state, paths):
     return None
 
 
-def probe(url, check):
-    """None when the instance passes, else why not ("no answer" while it boots)."""
+def release_variable(app):
+    """The nginx variable holding the directory of the release an app serves
+    (role hop3_proxy reads it; app names have letters, digits and '-')."""
+    return "hop3_release_" + app.replace("-", "_")
+
+
+def php_settings(spec):
+    """[php] of a release whose web process is Hop3's PHP-FPM, else None."""
+    php = spec.get("php")
+    return php if spec.get("runtime") == "php" and php and php.get("fpm") else None
+
+
+def document_root(paths, release_id, php):
+    return os.path.normpath(os.path.join(paths.release(release_id), php.get("root") or "."))
+
+
+def http_get(port, path):
+    url = "http://127.0.0.1:%d%s" % (port, path)
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            status, body = response.status, response.read(65536)
+            return response.status, response.read(65536)
     except urllib.error.HTTPError as err:
-        status, body = err.code, err.read(65536)
-    except (OSError, ValueError):
+        return err.code, err.read(65536)
+
+
+def probe(fetch, check):
+    """None when the instance passes, else why not ("no answer" while it boots)."""
+    try:
+        status, body = fetch(check.get("path") or "/")
+    except (OSError, ValueError, FastCGIError):
         return "no answer"
     expected = check.get("status")
     if check.get("path") is None and not expected:

@@ -88,7 +88,15 @@ UV = "/opt/hop3/uv/bin/uv"
 # Uploads of other deploys are removed by a build only after this long: a
 # deploy waiting for the app's lock has already uploaded its source.
 UPLOAD_GRACE_SECONDS = 3600
-RUNTIME_PACKAGES = {"node": ["nodejs", "npm"], "go": ["golang-go"]}
+RUNTIME_PACKAGES = {
+    "node": ["nodejs", "npm"],
+    "go": ["golang-go"],
+    "php": ["php8.2-fpm", "php8.2-cli"],
+}
+PHP_FPM_CONFIG = ".hop3-php-fpm.conf"  # in the release; its web command reads it
+PHP_SYSTEM_FPM = "php8.2-fpm.service"  # Debian's own pool (as www-data): never used
+PHP_INI_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
+PHP_INI_VALUE_BAD_RE = re.compile(r'["$\\\x00-\x1f\x7f]')
 ADDON_COMMANDS = {"postgres": "pg", "redis": "redis"}  # the `hop` commands of each addon type
 
 
@@ -124,6 +132,59 @@ def _installed(package):
         ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
     )
     return proc.stdout.endswith("installed") and "not-installed" not in proc.stdout
+
+
+def php_packages(spec):
+    php = spec.get("php") or {}
+    return RUNTIME_PACKAGES["php"] + ["php8.2-%s" % ext for ext in php.get("extensions", [])]
+
+
+def stop_system_php_fpm():
+    """Installing php8.2-fpm enables and starts Debian's pool as www-data: the
+    apps run their own PHP-FPM as their own users, so it stays off."""
+    enabled = subprocess.run(["systemctl", "is-enabled", PHP_SYSTEM_FPM],
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    active = subprocess.run(["systemctl", "is-active", PHP_SYSTEM_FPM],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    if enabled == "enabled" or active in ("active", "activating", "reloading"):
+        subprocess.run(["systemctl", "disable", "--now", PHP_SYSTEM_FPM], capture_output=True)
+
+
+def php_fpm_config(paths, spec):
+    """The pool of the app's web process: PHP-FPM in the foreground as the app's
+    user, on 127.0.0.1:$PORT (expanded by PHP-FPM from the environment), logging
+    to stderr (the journal), no pid or log file anywhere."""
+    php = spec.get("php") or {}
+    lines = [
+        "; Managed by Hop3: PHP-FPM of the web process of app '%s'." % paths.app,
+        "[global]",
+        # --force-stderr sends the log to stderr; the file is still opened.
+        "error_log = /dev/null",
+        "daemonize = no",
+        "",
+        "[web]",
+        "listen = 127.0.0.1:${PORT}",
+        "listen.allowed_clients = 127.0.0.1",
+        "pm = dynamic",
+        "pm.max_children = 8",
+        "pm.start_servers = 2",
+        "pm.min_spare_servers = 1",
+        "pm.max_spare_servers = 3",
+        "pm.max_requests = 1000",
+        # The app's config reaches PHP as getenv() (and $_SERVER).
+        "clear_env = no",
+        "catch_workers_output = yes",
+        "decorate_workers_output = no",
+        "php_admin_flag[log_errors] = on",
+        'php_value[session.save_path] = "%s"' % os.path.join(paths.cache, "php-sessions"),
+    ]
+    for name, value in sorted((php.get("ini") or {}).items()):
+        # Checked by the CLI already (hop3/appspec/validate.py); again here,
+        # where the value becomes a line of configuration.
+        if not PHP_INI_NAME_RE.fullmatch(name) or PHP_INI_VALUE_BAD_RE.search(str(value)):
+            raise StepFailed("php", "Refusing the PHP ini setting %s = %r." % (name, value))
+        lines.append('php_value[%s] = "%s"' % (name, value))
+    return "\n".join(lines) + "\n"
 
 
 def ensure_uv():
@@ -174,6 +235,12 @@ def unpack(paths, source, release_dir):
     if code != 0:
         raise StepFailed("unpack", "Unpacking the source failed.", output)
     grant_web_server(release_dir, "rx")
+
+
+def ensure_dir_as(user, path):
+    if not os.path.isdir(path):
+        os.mkdir(path, 0o700)
+        shutil.chown(path, user, user)
 
 
 def drop_other_uploads(app, keep):
@@ -263,12 +330,20 @@ def build(module, paths, state, spec, lock):
     timings = {}
     try:
         packages = list(spec["build"].get("packages", []))
-        packages += RUNTIME_PACKAGES.get(spec["runtime"], [])
+        if spec["runtime"] == "php":
+            packages += php_packages(spec)
+        else:
+            packages += RUNTIME_PACKAGES.get(spec["runtime"], [])
         ensure_packages(packages)
         if spec["runtime"] == "python":
             ensure_uv()
+        if spec["runtime"] == "php":
+            stop_system_php_fpm()
         unpack(paths, module.params["source"], release_dir)
         write_release_meta(spec, release_dir)
+        if spec["runtime"] == "php":
+            write_file(os.path.join(release_dir, PHP_FPM_CONFIG), php_fpm_config(paths, spec))
+            ensure_dir_as(paths.app, os.path.join(paths.cache, "php-sessions"))
         apply_env_defaults(paths, state, spec, module.params["addons"], module.params["env_from"])
         steps = [("before-build", c) for c in spec["build"].get("before_build", [])]
         steps += runtime_steps(spec, paths, release_dir)

@@ -332,4 +332,13 @@ def proxy_settings(state):
         "rate_limit_burst": proxy.get("rate_limit_burst"),
         "waf": spec.get("waf") or {},
         "tls": spec.get("tls") or {},
+        # A PHP app served by Hop3's PHP-FPM: its document root in the release.
+        "php_root": php_root(spec),
     }
+
+
+def php_root(spec):
+    php = spec.get("php") or {}
+    if spec.get("runtime") != "php" or not php.get("fpm"):
+        return None
+    return php.get("root") or "."
