@@ -36,8 +36,58 @@ def kinto_read(c: Client):
     return sorted((r["title"], r["done"]) for r in data)
 
 
+def radicale_password(c: Client) -> tuple[str, str]:
+    host = c.domain.split(".", 1)[1]
+    return ("admin", hop("config:get", "radicale", "RADICALE_ADMIN_PASSWORD", "-t", host).stdout)
+
+
+EVENT = "\r\n".join([
+    "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//hop3//tests//EN", "BEGIN:VEVENT",
+    "UID:standup-1@hop3", "DTSTAMP:20261127T090000Z", "DTSTART:20261130T090000Z",
+    "SUMMARY:Team standup", "END:VEVENT", "END:VCALENDAR", "",
+])  # fmt: skip
+
+
+def radicale_write(c: Client):
+    auth = radicale_password(c)
+    status, _ = c.request("MKCALENDAR", "/admin/work/", auth=auth)
+    assert status == 201
+    status, text = c.request("PUT", "/admin/work/standup.ics", EVENT.encode(),
+                             {"Content-Type": "text/calendar"}, auth)  # fmt: skip
+    assert status == 201, text
+    return radicale_read(c)
+
+
+def radicale_read(c: Client):
+    auth = radicale_password(c)
+    status, text = c.request("PROPFIND", "/admin/", headers={"Depth": "1"}, auth=auth)
+    assert status == 207 and "/admin/work/" in text
+    summary = [
+        x for x in c.text("/admin/work/standup.ics", auth=auth).splitlines() if "SUMMARY" in x
+    ]
+    assert c.request("GET", "/admin/work/standup.ics")[0] == 401  # not without a login
+    return summary
+
+
+def datasette_write(c: Client):
+    host = c.domain.split(".", 1)[1]
+    script = ("import sqlite3; db = sqlite3.connect('main.db'); "
+              "db.execute('create table stock (item text, count int)'); "
+              "db.executemany('insert into stock values (?, ?)', [('pens', 12), ('paper', 500)]); "
+              "db.commit()")  # fmt: skip
+    hop("run", "datasette", "-t", host, "--", "sh", "-c",
+        f'cd "$HOP3_SHARED_DIR/data" && python -c "{script}"')  # fmt: skip
+    return datasette_read(c)
+
+
+def datasette_read(c: Client):
+    return c.json("GET", "/main/stock.json?_shape=array&_sort=item")
+
+
 PROBES = {
     "kinto": Probe(kinto_write, kinto_read),
+    "radicale": Probe(radicale_write, radicale_read),
+    "datasette": Probe(datasette_write, datasette_read),
 }
 
 

@@ -173,7 +173,8 @@ def test_upstream_informational_metadata_is_accepted() -> None:
         ),
         (
             "[waf]\nzzz = 1\n",
-            "hop3.toml [waf] zzz: unknown key; known keys: enabled, mode, paranoia, methods, content-types",
+            "hop3.toml [waf] zzz: unknown key; known keys: enabled, mode, paranoia, methods, "
+            "content-types",
         ),
         ("healthcheck = 3\n", "hop3.toml [healthcheck]: must be a table ([healthcheck]), got 3"),
         # metadata
