@@ -38,7 +38,8 @@ def kinto_read(c: Client):
 
 def radicale_password(c: Client) -> tuple[str, str]:
     host = c.domain.split(".", 1)[1]
-    return ("admin", hop("config:get", "radicale", "RADICALE_ADMIN_PASSWORD", "-t", host).stdout)
+    password = hop("config:get", "radicale", "RADICALE_ADMIN_PASSWORD", "-t", host).stdout
+    return ("admin", password.strip())
 
 
 EVENT = "\r\n".join([
