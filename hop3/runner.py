@@ -555,7 +555,7 @@ def run_playbook(
     audit = None
     # Only Hop3's own playbooks (by name) end with the audit-record play.
     if not check and not Path(name).is_absolute() and changes_state(name, verb, extravars or {}):
-        audit = auditlog.audit_var(audited_app(extravars or {}))
+        audit = auditlog.audit_var(audited_app(extravars or {}), step=verb)
         extravars = {**(extravars or {}), "hop3_audit": audit}
     run_dir = new_run_dir(verb)
     prune_runs(run_dir.parent)

@@ -4,6 +4,10 @@ and restore onto sandbox-2, uninstall with `hop destroy`."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+
 import pytest
 
 from .catalog_support import (
@@ -85,10 +89,58 @@ def datasette_read(c: Client):
     return c.json("GET", "/main/stock.json?_shape=array&_sort=item")
 
 
+def synapse_secret(c: Client) -> str:
+    host = c.domain.split(".", 1)[1]
+    return hop("config:get", "synapse", "SYNAPSE_REGISTRATION_SECRET", "-t", host).stdout.strip()
+
+
+SYNAPSE_USER = ("ada", "a-long-matrix-passphrase")
+
+
+def synapse_login(c: Client) -> str:
+    login = {"type": "m.login.password", "password": SYNAPSE_USER[1],
+             "identifier": {"type": "m.id.user", "user": SYNAPSE_USER[0]}}  # fmt: skip
+    return c.json("POST", "/_matrix/client/v3/login", login)["access_token"]
+
+
+def synapse_write(c: Client):
+    # A user made with the shared secret (what register_new_matrix_user does).
+    nonce = c.json("GET", "/_synapse/admin/v1/register")["nonce"]
+    user, password = SYNAPSE_USER
+    mac = hmac.new(synapse_secret(c).encode(), digestmod=hashlib.sha1)
+    mac.update(b"\x00".join([nonce.encode(), user.encode(), password.encode(), b"notadmin"]))
+    form = {"nonce": nonce, "username": user, "password": password, "mac": mac.hexdigest()}
+    c.json("POST", "/_synapse/admin/v1/register", form)
+    token = {"Authorization": f"Bearer {synapse_login(c)}"}
+    status, text = c.request("POST", "/_matrix/client/v3/createRoom",
+                             json.dumps({"name": "ops", "room_alias_name": "ops"}).encode(),
+                             {"Content-Type": "application/json", **token})  # fmt: skip
+    assert status == 200, text
+    room = json.loads(text)["room_id"]
+    path = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/txn1"
+    status, text = c.request("PUT", path, json.dumps({"msgtype": "m.text", "body": "deploy at 5"})
+                             .encode(), {"Content-Type": "application/json", **token})  # fmt: skip
+    assert status == 200, text
+    return synapse_read(c)
+
+
+def synapse_read(c: Client):
+    token = {"Authorization": f"Bearer {synapse_login(c)}"}
+    status, text = c.request("GET", "/_matrix/client/v3/joined_rooms", headers=token)
+    assert status == 200, text
+    (room,) = json.loads(text)["joined_rooms"]
+    status, text = c.request("GET", f"/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=20",
+                             headers=token)  # fmt: skip
+    assert status == 200, text
+    events = json.loads(text)["chunk"]
+    return [e["content"]["body"] for e in events if e["type"] == "m.room.message"]
+
+
 PROBES = {
     "kinto": Probe(kinto_write, kinto_read),
     "radicale": Probe(radicale_write, radicale_read),
     "datasette": Probe(datasette_write, datasette_read),
+    "synapse": Probe(synapse_write, synapse_read),
 }
 
 
