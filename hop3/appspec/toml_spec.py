@@ -64,7 +64,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "tls": ("mode", "hsts"),
 }
 
-ADDON_TYPES = ("postgres", "redis")
+ADDON_TYPES = ("postgres", "redis", "mariadb")
 ADDON_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 GENERATORS = ("hex", "base64", "password")
 GENERATE_LENGTH = (8, 256)

@@ -31,11 +31,11 @@ options:
     elements: dict
     default: []
     suboptions:
-      type: {description: Service., type: str, required: true, choices: [postgres, redis]}
+      type: {description: Service., type: str, required: true, choices: [postgres, redis, mariadb]}
       instance: {description: Database or Redis instance name., type: str, required: true}
       file: {description: The instance's JSON record on the host., type: path, required: true}
       env:
-        description: Config variable -> record field (C(url) or C(key_prefix)).
+        description: Config variable -> record field (C(url), C(key_prefix), C(port)...).
         type: dict
         required: true
   lock:
@@ -89,7 +89,8 @@ UV = "/opt/hop3/uv/bin/uv"
 # deploy waiting for the app's lock has already uploaded its source.
 UPLOAD_GRACE_SECONDS = 3600
 RUNTIME_PACKAGES = {"node": ["nodejs", "npm"], "go": ["golang-go"]}
-ADDON_COMMANDS = {"postgres": "pg", "redis": "redis"}  # the `hop` commands of each addon type
+# The `hop` commands of each addon type.
+ADDON_COMMANDS = {"postgres": "pg", "redis": "redis", "mariadb": "mariadb"}
 
 
 def build_identity(spec):
@@ -240,7 +241,7 @@ def addon_env(app, addons):
                 "`hop %s:link %s %s`; else name the addon in hop3.toml."
                 % (kind, instance, app, ADDON_COMMANDS[kind], instance, app),
             )
-        env.update({key: record[field] for key, field in addon["env"].items()})
+        env.update({key: str(record[field]) for key, field in addon["env"].items()})
     return env
 
 
@@ -318,7 +319,7 @@ def main():
                 "elements": "dict",
                 "default": [],
                 "options": {
-                    "type": {"type": "str", "required": True, "choices": ["postgres", "redis"]},
+                    "type": {"type": "str", "required": True, "choices": ["postgres", "redis", "mariadb"]},
                     "instance": {"type": "str", "required": True},
                     "file": {"type": "path", "required": True},
                     "env": {"type": "dict", "required": True},
