@@ -2,8 +2,8 @@
 (Flask + PyMySQL) deployed on sandbox-1 gets a utf8mb4 database and user of
 its own, stores rows over HTTP, redeploys without touching the role; the
 role's second run changes nothing; port 3306 is closed to other hosts; a
-backup restored onto sandbox-2 serves the same rows with the same
-credentials; destroying removes the database, its users and its record."""
+backup (in a repository on sandbox-3) restored onto sandbox-2 serves the same
+rows with the same credentials; destroying removes the database, its users and its record."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .conftest import hop, hop_json, secrets_in_runs, ssh, stored
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python-mariadb"
 APP = DB = "guestbook"
-HOST, TARGET = "sandbox-1", "sandbox-2"
+HOST, TARGET, REPO = "sandbox-1", "sandbox-2", "sandbox-3"
 ENTRIES = ["first entry", 'second: "quotes" & an ampersand', "third ✓ unicode"]
 
 
@@ -143,12 +143,24 @@ def test_bad_names_and_a_linked_database_are_refused(deploys, addresses):
     assert stored(addresses[HOST], "mariadb", DB) is not None
 
 
-def test_backup_restores_onto_another_host(deploys, addresses, tmp_path):
-    report = hop_json("backup", APP, "-t", HOST, "--repo", TARGET)["reports"][HOST]
+@pytest.fixture
+def repository(deploys):
+    """sandbox-3, set up, to hold the repository (a host never stores its own
+    backups remotely, and the restore goes to sandbox-2); removed afterwards."""
+    hop("sandbox", "up", "-n", "3")
+    try:
+        hop("setup", "-t", REPO)
+        yield REPO
+    finally:
+        hop("sandbox", "down", REPO, check=False)
+
+
+def test_backup_restores_onto_another_host(repository, addresses, tmp_path):
+    report = hop_json("backup", APP, "-t", HOST, "--repo", REPO)["reports"][HOST]
     assert report["mariadb"] == [DB] and report["databases"] == []
     key = tmp_path / "backup.key"
     key.write_text(hop_json("backup:key", "-t", HOST)[HOST] + "\n")
-    hop("restore", APP, "-t", TARGET, "--from", HOST, "--repo", TARGET, "--key-file", str(key))
+    hop("restore", APP, "-t", TARGET, "--from", HOST, "--repo", REPO, "--key-file", str(key))
     rows = http(addresses[TARGET], TARGET, "/entries")["rows"]
     assert [body for _, body in rows] == ENTRIES
     # Same credentials: the restored config keeps working.
