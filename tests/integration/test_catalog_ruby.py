@@ -6,6 +6,7 @@ each installed instance has its own database, files, secrets and user."""
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 
@@ -34,9 +35,20 @@ def admin(app: str) -> tuple[str, str]:
     return "admin", password
 
 
+ATTACHMENT = b"shopping list: milk, bread\n"
+
+
 def redmine_write(c: Client):
     c.json("POST", "/projects.json", {"project": PROJECT}, auth=admin("redmine"))
-    issue = {"project_id": PROJECT["identifier"], **ISSUE}
+    # An attachment goes to files/ (backed up): uploaded as a raw body, which
+    # the entry's [waf] content-types lets through.
+    raw = {"Content-Type": "application/octet-stream"}
+    status, text = c.request("POST", "/uploads.json?filename=list.txt", ATTACHMENT, raw,
+                             admin("redmine"))  # fmt: skip
+    assert status == 201, text
+    token = json.loads(text)["upload"]["token"]
+    upload = {"token": token, "filename": "list.txt", "content_type": "text/plain"}
+    issue = {"project_id": PROJECT["identifier"], **ISSUE, "uploads": [upload]}
     c.json("POST", "/issues.json", {"issue": issue}, auth=admin("redmine"))
     return redmine_read(c)
 
@@ -44,7 +56,17 @@ def redmine_write(c: Client):
 def redmine_read(c: Client):
     path = f"/issues.json?project_id={PROJECT['identifier']}"
     issues = c.json("GET", path, auth=admin("redmine"))["issues"]
-    return sorted((i["project"]["name"], i["subject"], i["description"]) for i in issues)
+    found = []
+    for i in issues:
+        detail = c.json("GET", f"/issues/{i['id']}.json?include=attachments", auth=admin("redmine"))
+        files = []
+        for attachment in detail["issue"]["attachments"]:
+            url = attachment["content_url"].split("://", 1)[1].split("/", 1)[1]
+            status, body = c.request("GET", "/" + url, auth=admin("redmine"))
+            assert status == 200
+            files.append((attachment["filename"], body))
+        found.append((i["project"]["name"], i["subject"], i["description"], files))
+    return sorted(found)
 
 
 PROBES = {
