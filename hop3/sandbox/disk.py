@@ -113,12 +113,12 @@ def overlay_lower_dirs(text: str) -> set[str]:
     return lower
 
 
-def _mountinfo() -> str:
+def mountinfo() -> str:
     return _MOUNTINFO.read_text()
 
 
 def is_mounted(path: Path) -> bool:
-    return any(point == str(path) for point, _, _ in parse_mountinfo(_mountinfo()))
+    return any(point == str(path) for point, _, _ in parse_mountinfo(mountinfo()))
 
 
 def attach(disk: Disk, image: Path) -> Path:

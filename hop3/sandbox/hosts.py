@@ -266,7 +266,7 @@ def _disk_indexes() -> list[int]:
 def _drop_unused_images(keep: Path) -> None:
     """Drop old images, unless a host disk (of any network) still lies over one;
     those are dropped by a later `up`, once no disk uses them."""
-    under_disks = disk.overlay_lower_dirs(Path("/proc/self/mountinfo").read_text())
+    under_disks = disk.overlay_lower_dirs(disk.mountinfo())
     if not any(Path(d).parent == image.images_dir() for d in under_disks - {str(keep)}):
         image.drop_other_images(keep=keep)
 
