@@ -121,8 +121,10 @@ def test_platform_services_and_app_units_run(rebooted, deployed, host):
     services = ssh(host, "systemctl is-active nginx postgresql@15-main redis-server ssh"
                    " hop3-firewall", check=False).stdout.split()  # fmt: skip
     assert services == ["active"] * 5
+    # The static site is served by nginx alone: no units of its own.
+    assert deployed["units"][SITE_APP] == {}
+    assert set(deployed["units"][NOTES_APP].values()) == {"active"}
     for app, units in deployed["units"].items():
-        assert units, f"{app} has no units"
         assert app_units(host, app) == units
 
 
