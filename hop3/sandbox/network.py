@@ -139,6 +139,9 @@ def ensure_netns(index: int) -> None:
     run("ip", "-n", ns, "link", "set", "lo", "up")
     run("ip", "-n", ns, "link", "set", "eth0", "up")
     run("ip", "-n", ns, "route", "replace", "default", "via", str(gateway()))
+    # A host booted again on a new veth has a new MAC: forget the old one, or
+    # the bridge keeps sending to it until its neighbour entry expires (~10 s).
+    run("ip", "neigh", "flush", "to", str(host_address(index)), "dev", bridge())
 
 
 def remove_netns(index: int) -> None:
