@@ -11,20 +11,13 @@ import json
 import tarfile
 import urllib.request
 
-import pytest
-
 from .catalog_support import (
-    APP_HOST,
+    CatalogTests,
     Client,
     Probe,
     addresses,
-    backup_and_restore,
-    boot_repo_host,
-    install,
-    remove,
-    smoke,
 )
-from .conftest import hop, ssh
+from .conftest import hop
 
 
 def config_value(c: Client, app: str, key: str) -> str:
@@ -164,39 +157,5 @@ PROBES = {
 }
 
 
-@pytest.fixture(scope="module")
-def installed(setup_runs, tmp_path_factory):
-    """Every app of this module installed on sandbox-1, with data written."""
-    boot_repo_host()
-    apps = {}
-    for app, probe in PROBES.items():
-        client, took = install(app)
-        apps[app] = {"client": client, "data": probe.write(client), "took": took}
-    yield apps
-    remove(list(PROBES))
-    hop("sandbox", "down", "sandbox-3", check=False)
-
-
-@pytest.mark.parametrize("app", list(PROBES))
-def test_installed_app_passes_its_smoke_check_with_the_waf_on(installed, app):
-    client = installed[app]["client"]
-    smoke(client, app)
-    vhost = ssh(client.address, f"cat /etc/nginx/sites-enabled/hop3-{app}.conf").stdout
-    assert "modsecurity on;" in vhost and "SecRuleEngine On" in vhost
-    assert PROBES[app].read(client) == installed[app]["data"]
-
-
-@pytest.mark.parametrize("app", list(PROBES))
-def test_backup_restores_onto_another_host(installed, app, tmp_path_factory):
-    restored = backup_and_restore(app, tmp_path_factory.getbasetemp())
-    smoke(restored, app)
-    assert PROBES[app].read(restored) == installed[app]["data"]
-
-
-def test_apps_survive_a_reboot(installed):
-    hop("sandbox", "reboot", APP_HOST)
-    address = addresses()[APP_HOST]
-    for app, probe in PROBES.items():
-        client = Client(address, f"{app}.{APP_HOST}")
-        smoke(client, app)
-        assert probe.read(client) == installed[app]["data"]
+class TestNodeApps(CatalogTests):
+    probes = PROBES
