@@ -128,11 +128,24 @@ def synapse_read(c: Client):
     return [e["content"]["body"] for e in events if e["type"] == "m.room.message"]
 
 
+def isso_write(c: Client):
+    # A title lets Isso open the thread without fetching the page from the site.
+    comment = {"text": "Great post, thanks!", "author": "ada", "title": "Hello"}
+    c.json("POST", "/new?uri=%2Fblog%2Fhello", comment)
+    return isso_read(c)
+
+
+def isso_read(c: Client):
+    thread = c.json("GET", "/?uri=%2Fblog%2Fhello")
+    return [(r["author"], r["text"]) for r in thread["replies"]]
+
+
 PROBES = {
     "kinto": Probe(kinto_write, kinto_read),
     "radicale": Probe(radicale_write, radicale_read),
     "datasette": Probe(datasette_write, datasette_read),
     "synapse": Probe(synapse_write, synapse_read),
+    "isso": Probe(isso_write, isso_read),
 }
 
 
