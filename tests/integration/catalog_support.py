@@ -115,6 +115,18 @@ def smoke(client: Client, app: str) -> None:
     assert entry["smoke"]["contains"] in text
 
 
+def wait_until_served(client: Client, app: str, timeout: float = 180) -> None:
+    """After a boot, systemd starts the app's units: wait for its smoke check."""
+    entry = hop_json("catalog", "show", app)
+    deadline = time.monotonic() + timeout
+    while True:
+        status, text = client.request("GET", entry["smoke"]["path"])
+        if status == 200 and entry["smoke"]["contains"] in text:
+            return
+        assert time.monotonic() < deadline, f"{app} not served after the reboot: {status}"
+        time.sleep(2)
+
+
 class CatalogTests:
     """The tests every catalog app gets; a test module subclasses this as
     ``Test...`` with ``probes = {app: Probe(...)}``. All the apps are installed
@@ -155,5 +167,5 @@ class CatalogTests:
         address = addresses()[APP_HOST]
         for app, probe in self.probes.items():
             client = Client(address, f"{app}.{APP_HOST}")
-            smoke(client, app)
+            wait_until_served(client, app)
             assert probe.read(client) == installed[app]["data"]
