@@ -91,6 +91,11 @@ def _local_user() -> str:
         return str(os.getuid())
 
 
-def audit_var(app: str | None, environ: dict[str, str] | None = None) -> dict:
-    """The ``hop3_audit`` variable of a state-changing run."""
-    return {**identity(environ), "command": current_command(), "app": app or None}
+def audit_var(app: str | None, environ: dict[str, str] | None = None,
+              step: str | None = None) -> dict:  # fmt: skip
+    """The ``hop3_audit`` variable of a state-changing run (``step``: its verb;
+    a command can make several runs, e.g. a catalog upgrade)."""
+    audit = {**identity(environ), "command": current_command(), "app": app or None}
+    if step:
+        audit["step"] = step
+    return audit

@@ -47,19 +47,22 @@ _EXPLAINING_WARNINGS = ("inventory", "unable to parse", "host pattern")
 # records "ok"; hosts that failed are recorded by the runner afterwards.
 AUDITED_PLAYBOOKS = frozenset(
     {"setup", "deploy", "destroy", "config", "app-state", "pg", "redis", "backup", "restore",
-     "firewall"}
+     "firewall", "mariadb"}
 )  # fmt: skip
 AUDITED_VERBS = frozenset(
     {"setup", "deploy", "destroy", "start", "stop", "restart", "ps:scale", "rollback",
      "config:set", "config:unset", "domains:add", "domains:remove",
      "pg:create", "pg:destroy", "pg:link", "pg:unlink",
      "redis:create", "redis:destroy", "redis:link", "redis:unlink",
+     "mariadb:create", "mariadb:destroy", "mariadb:link", "mariadb:unlink",
      "backup", "restore", "backup:schedule", "backup:unschedule", "backup:init", "backup:key",
      "firewall:allow", "firewall:deny"}
 )  # fmt: skip
 # Read-only actions of those playbooks (hop3_<x>_action), e.g. backup:key without a key file.
 READ_ONLY_ACTIONS = frozenset({"show", "list", "info", "key", "snapshots", "check"})
-_APP_VARS = ("hop3_app_name", "hop3_backup_app", "hop3_postgresql_app", "hop3_redis_app")
+_APP_VARS = (
+    "hop3_app_name", "hop3_backup_app", "hop3_postgresql_app", "hop3_redis_app", "hop3_mariadb_app"
+)  # fmt: skip
 
 UNREACHABLE_HINT = (
     "Check that the host is up and that `ssh user@host` works with your key "
@@ -555,7 +558,7 @@ def run_playbook(
     audit = None
     # Only Hop3's own playbooks (by name) end with the audit-record play.
     if not check and not Path(name).is_absolute() and changes_state(name, verb, extravars or {}):
-        audit = auditlog.audit_var(audited_app(extravars or {}))
+        audit = auditlog.audit_var(audited_app(extravars or {}), step=verb)
         extravars = {**(extravars or {}), "hop3_audit": audit}
     run_dir = new_run_dir(verb)
     prune_runs(run_dir.parent)

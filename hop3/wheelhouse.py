@@ -19,6 +19,7 @@ new archive is built only when that key changes. It holds:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -44,7 +45,7 @@ SOURCE_PARTS = ("pyproject.toml", "README.md", "hop3", "playbooks", "roles", "ca
 _SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _PIP_TIMEOUT = 600
-_KEEP_ARCHIVES = 3
+_KEEP_ARCHIVES = 6
 
 
 # --------------------------------------------------------------------------- what goes in
@@ -159,14 +160,18 @@ def ensure_wheelhouse(cache: Path | None = None) -> tuple[Path, str]:
     key = cache_key(__version__, source_digest(), pins, tag)
     archive = cache / archive_name(__version__, key, tag)
     checksum = archive.with_name(archive.name + ".sha256")
-    if archive.is_file() and checksum.is_file():
-        return archive, checksum.read_text(encoding="utf-8").strip()
-    with tempfile.TemporaryDirectory(prefix="wheelhouse-", dir=cache) as work:
-        built = build_archive(Path(work), __version__, key, pins, tag)
-        sha = file_sha256(built)
-        os.replace(built, archive)
-    checksum.write_text(sha + "\n", encoding="utf-8")
-    _prune(cache, keep=archive)
+    # One builder at a time (two test runs, two `hop setup`s): an archive and
+    # its checksum always come from the same build.
+    with open(cache / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if archive.is_file() and checksum.is_file():
+            return archive, checksum.read_text(encoding="utf-8").strip()
+        with tempfile.TemporaryDirectory(prefix="wheelhouse-", dir=cache) as work:
+            built = build_archive(Path(work), __version__, key, pins, tag)
+            sha = file_sha256(built)
+            os.replace(built, archive)
+        checksum.write_text(sha + "\n", encoding="utf-8")
+        _prune(cache, keep=archive)
     return archive, sha
 
 

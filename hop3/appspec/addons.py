@@ -1,5 +1,5 @@
-"""``[[addons]]`` -> the PostgreSQL databases and Redis instances a deploy creates
-and links.
+"""``[[addons]]`` -> the PostgreSQL and MariaDB databases and Redis instances a
+deploy creates and links.
 
 An app's addon of a type gets the instance named after the app ('-' becomes
 '_'), plus ``_<name>`` for a named addon: app ``my-shop`` has database
@@ -12,7 +12,7 @@ from typing import Any
 
 from hop3.errors import HopError
 
-#: Where roles hop3_postgresql and hop3_redis keep each instance's record
+#: Where roles hop3_postgresql, hop3_mariadb and hop3_redis keep each instance's record
 #: (their *_services_dir defaults).
 SERVICES_DIR = "/srv/hop3/services"
 
@@ -21,12 +21,22 @@ SERVICES_DIR = "/srv/hop3/services"
 ENV_FIELDS: dict[str, dict[str, str]] = {
     "postgres": {"DATABASE_URL": "url"},
     "redis": {"REDIS_URL": "url", "REDIS_KEY_PREFIX": "key_prefix"},
+    # PHP apps configure their database from its parts.
+    "mariadb": {
+        "DATABASE_URL": "url",
+        "MARIADB_HOST": "host",
+        "MARIADB_PORT": "port",
+        "MARIADB_DATABASE": "database",
+        "MARIADB_USER": "user",
+        "MARIADB_PASSWORD": "password",
+    },
 }
 
 #: Instance names the services keep for themselves.
 RESERVED_INSTANCES: dict[str, frozenset[str]] = {
     "postgres": frozenset({"postgres", "template0", "template1", "public"}),
     "redis": frozenset({"default", "hop3admin"}),
+    "mariadb": frozenset({"mysql", "information_schema", "performance_schema", "sys"}),
 }
 
 

@@ -71,7 +71,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "php": ("root", "extensions", "ini"),
 }
 
-ADDON_TYPES = ("postgres", "redis")
+ADDON_TYPES = ("postgres", "redis", "mariadb")
 # Request body types an app may add to the CRS's allowed ones, lowercase.
 MEDIA_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9][a-z0-9.+-]{0,63}")
 # Methods an app may let through the WAF besides GET HEAD POST OPTIONS (the

@@ -26,7 +26,7 @@ APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 #: app, the prefix of its systemd units and nginx site, and a directory name, so
 #: names that clash with system accounts or services (root, daemon, bin, sys,
 #: nobody, www-data, sshd, systemd), with the services Hop3 installs (nginx,
-#: postgres, redis, git) or with Hop3 itself and its own host names (hop3, admin,
+#: postgres, redis, mysql, git) or with Hop3 itself and its own host names (hop3, admin,
 #: www, api) are refused.
 RESERVED_APP_NAMES: frozenset[str] = frozenset(
     {
@@ -37,6 +37,8 @@ RESERVED_APP_NAMES: frozenset[str] = frozenset(
         "www-data",
         "postgres",
         "redis",
+        "mysql",
+        "mariadb",
         "daemon",
         "bin",
         "sys",

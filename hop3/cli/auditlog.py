@@ -82,6 +82,17 @@ def merged_entries(reports: dict) -> list[dict]:
     return sorted(entries, key=lambda e: (str(e.get("time", "")), str(e.get("host", ""))))
 
 
+def command_text(entry: dict) -> str:
+    """The command as typed, and the step when it is not the command's own verb."""
+    command = [str(a) for a in entry.get("command") or []]
+    text = shlex.join(command)
+    step = entry.get("step")
+    words = [a for a in command[1:3] if not a.startswith("-")]
+    if step and step not in (*words[:1], ":".join(words[:2])):
+        text += f"  [{step}]"
+    return text
+
+
 def render(entries: list[dict]) -> None:
     if not entries:
         click.echo("No entries.")
@@ -95,7 +106,7 @@ def render(entries: list[dict]) -> None:
         # The log holds what users typed: it is shown as text, never as markup.
         table.add_row(
             *(escape(str(entry.get(k) or "-")) for k in ("time", "host", "user", "via")),
-            escape(shlex.join(str(a) for a in entry.get("command") or [])),
+            escape(command_text(entry)),
             escape(str(entry.get("app") or "-")),
             f"[{colour}]{escape(result)}[/]",
             escape(str(entry.get("release") or "-")),

@@ -54,8 +54,8 @@ def test_deploy_from_the_controller_is_recorded_ok(deployed, host):
     result, new = deployed
     assert len(new) == 1
     entry = new[0]
-    assert set(entry) == {"time", "host", "user", "key", "source", "via", "command", "app",
-                          "result", "release", "error"}  # fmt: skip
+    assert set(entry) == {"time", "host", "user", "key", "source", "via", "command", "step",
+                          "app", "result", "release", "error"}  # fmt: skip
     assert entry["result"] == "ok" and entry["via"] == "cli" and entry["app"] == APP
     assert entry["release"] == result["reports"][HOST]["release"]
     assert entry["command"][:2] == ["hop", "deploy"] and APP in entry["command"]

@@ -173,7 +173,8 @@ def test_upstream_informational_metadata_is_accepted() -> None:
         ),
         (
             "[waf]\nzzz = 1\n",
-            "hop3.toml [waf] zzz: unknown key; known keys: enabled, mode, paranoia, methods, content-types",
+            "hop3.toml [waf] zzz: unknown key; known keys: enabled, mode, paranoia, methods, "
+            "content-types",
         ),
         ("healthcheck = 3\n", "hop3.toml [healthcheck]: must be a table ([healthcheck]), got 3"),
         # metadata
@@ -337,11 +338,11 @@ def test_upstream_informational_metadata_is_accepted() -> None:
         # addons
         (
             '[[addons]]\ntype = "mysql"\n',
-            "hop3.toml [[addons]] #1 type: must be one of postgres, redis, got 'mysql'",
+            "hop3.toml [[addons]] #1 type: must be one of postgres, redis, mariadb, got 'mysql'",
         ),
         (
             '[[addons]]\nname = "db"\n',
-            "hop3.toml [[addons]] #1 type: is required: one of postgres, redis",
+            "hop3.toml [[addons]] #1 type: is required: one of postgres, redis, mariadb",
         ),
         (
             '[[addons]]\ntype = "redis"\n[[addons]]\ntype = "redis"\n',

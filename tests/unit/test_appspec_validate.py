@@ -82,6 +82,8 @@ def test_reserved_list_is_the_documented_one() -> None:
         "www-data",
         "postgres",
         "redis",
+        "mysql",
+        "mariadb",
         "daemon",
         "bin",
         "sys",

@@ -70,7 +70,7 @@ def test_entry_shape():
     assert entry == {
         "time": "2026-11-20T12:00:00Z", "host": "web-1", "user": "alice@laptop", "key": None,
         "source": None, "via": "cli", "command": ["hop", "config:set", "shop", "A_SECRET=***"],
-        "app": "shop", "result": "failed", "release": "v3", "error": "boom",
+        "step": None, "app": "shop", "result": "failed", "release": "v3", "error": "boom",
     }  # fmt: skip
     ok = auditlog.make_entry("bob", ["hop", "deploy"], error="ignored", now=NOW)
     assert ok["error"] is None and ok["app"] is None and ok["result"] == "ok"
@@ -272,3 +272,14 @@ def test_audit_log_rejects_bad_input_before_any_run(monkeypatch, args, message):
     result = CliRunner().invoke(cli, args, standalone_mode=False)
     assert result.exception is not None
     assert message.lower() in str(getattr(result.exception, "message", "")).lower()
+
+
+def test_the_step_of_a_command_of_several_runs_is_shown():
+    from hop3.cli.auditlog import command_text
+
+    upgrade = ["hop", "catalog", "upgrade", "kinto", "-t", "web-1"]
+    assert command_text({"command": upgrade, "step": "restore"}).endswith("  [restore]")
+    assert "[" not in command_text({"command": upgrade, "step": "catalog:upgrade"})
+    assert "[" not in command_text({"command": ["hop", "deploy", "."], "step": "deploy"})
+    assert "[" not in command_text({"command": ["hop", "deploy", "."]})
+    assert auditlog.audit_var("shop", {}, step="backup")["step"] == "backup"

@@ -31,11 +31,11 @@ options:
     elements: dict
     default: []
     suboptions:
-      type: {description: Service., type: str, required: true, choices: [postgres, redis]}
+      type: {description: Service., type: str, required: true, choices: [postgres, redis, mariadb]}
       instance: {description: Database or Redis instance name., type: str, required: true}
       file: {description: The instance's JSON record on the host., type: path, required: true}
       env:
-        description: Config variable -> record field (C(url) or C(key_prefix)).
+        description: Config variable -> record field (C(url), C(key_prefix), C(port)...).
         type: dict
         required: true
   lock:
@@ -97,7 +97,8 @@ PHP_FPM_CONFIG = ".hop3-php-fpm.conf"  # in the release; its web command reads i
 PHP_SYSTEM_FPM = "php8.2-fpm.service"  # Debian's own pool (as www-data): never used
 PHP_INI_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")
 PHP_INI_VALUE_BAD_RE = re.compile(r'["$\\\x00-\x1f\x7f]')
-ADDON_COMMANDS = {"postgres": "pg", "redis": "redis"}  # the `hop` commands of each addon type
+# The `hop` commands of each addon type.
+ADDON_COMMANDS = {"postgres": "pg", "redis": "redis", "mariadb": "mariadb"}
 
 
 def build_identity(spec):
@@ -307,7 +308,7 @@ def addon_env(app, addons):
                 "`hop %s:link %s %s`; else name the addon in hop3.toml."
                 % (kind, instance, app, ADDON_COMMANDS[kind], instance, app),
             )
-        env.update({key: record[field] for key, field in addon["env"].items()})
+        env.update({key: str(record[field]) for key, field in addon["env"].items()})
     return env
 
 
@@ -393,7 +394,7 @@ def main():
                 "elements": "dict",
                 "default": [],
                 "options": {
-                    "type": {"type": "str", "required": True, "choices": ["postgres", "redis"]},
+                    "type": {"type": "str", "required": True, "choices": ["postgres", "redis", "mariadb"]},
                     "instance": {"type": "str", "required": True},
                     "file": {"type": "path", "required": True},
                     "env": {"type": "dict", "required": True},

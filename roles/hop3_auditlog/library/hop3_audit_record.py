@@ -74,6 +74,7 @@ def main():
             key=audit.get("key") or session_key(),
             source=audit.get("source") or session_source(),
             via=audit.get("via") or "cli",
+            step=audit.get("step"),
             release=current_release(module.params["apps_root"], app),
             error=module.params["error"],
         )

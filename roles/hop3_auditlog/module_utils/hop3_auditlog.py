@@ -48,7 +48,7 @@ RESULTS = ("ok", "failed", "denied")
 VIAS = ("cli", "ssh", "git")
 FIELDS = (
     "time", "host", "user", "key", "source", "via",
-    "command", "app", "result", "release", "error",
+    "command", "step", "app", "result", "release", "error",
 )  # fmt: skip
 ERROR_MAX_CHARS = 300
 
@@ -119,7 +119,7 @@ def first_line(text, limit=ERROR_MAX_CHARS):
 
 
 def make_entry(user, command, result="ok", app=None, key=None, source=None, via="cli",
-               release=None, error=None, host=None, now=None):  # fmt: skip
+               release=None, error=None, host=None, now=None, step=None):  # fmt: skip
     """One log entry, with the fields in their documented order."""
     if result not in RESULTS:
         raise ValueError("result must be one of %s, not %r" % (", ".join(RESULTS), result))
@@ -133,6 +133,9 @@ def make_entry(user, command, result="ok", app=None, key=None, source=None, via=
         "source": source or None,
         "via": via,
         "command": mask_argv(command or []),
+        # What this run did (its verb): a command can make several runs, e.g.
+        # a catalog upgrade makes backup, catalog:upgrade and maybe restore.
+        "step": step or None,
         "app": app or None,
         "result": result,
         "release": release or None,
