@@ -35,11 +35,17 @@ class Session:
     def __init__(self, client: Client):
         self.client, self.cookies = client, {}
 
-    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
-        headers = {"Host": self.client.domain, "User-Agent": "hop3-tests"}
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict | None = None,
+        body: bytes | None = None,
+        headers: dict | None = None,
+    ) -> tuple[int, str]:
+        headers = {"Host": self.client.domain, "User-Agent": "hop3-tests", **(headers or {})}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
         if form is not None:
             body = urllib.parse.urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -135,9 +141,36 @@ def mediawiki_read(c: Client):
     return c.text("/index.php?title=Hop3_probe&action=raw").strip()
 
 
+# WordPress: log in through wp-login.php, then publish a post through the
+# REST API with the nonce the block editor uses; read it back anonymously
+# through the REST API, by its slug (so a restored copy is found too).
+def wordpress_write(c: Client):
+    session = Session(c)
+    session.get("/wp-login.php")  # sets the test cookie the login form wants
+    login = {"log": "admin", "pwd": admin_password("wordpress", "WORDPRESS_ADMIN_PASSWORD"),
+             "wp-submit": "Log In", "redirect_to": "/wp-admin/", "testcookie": "1"}  # fmt: skip
+    session.post("/wp-login.php", login, expect=(302,))
+    nonce = session.get("/wp-admin/admin-ajax.php?action=rest-nonce").strip()
+    post = {"title": "Hop3 probe", "slug": "hop3-probe", "status": "publish",
+            "content": PAGE_TEXT}  # fmt: skip
+    status, text = session.request("POST", "/?rest_route=/wp/v2/posts",
+                                   body=json.dumps(post).encode(),
+                                   headers={"Content-Type": "application/json",
+                                            "X-WP-Nonce": nonce})  # fmt: skip
+    assert status == 201, f"POST /wp/v2/posts: {status} {text[:300]}"
+    return wordpress_read(c)
+
+
+def wordpress_read(c: Client):
+    posts = json.loads(c.text("/?rest_route=/wp/v2/posts&slug=hop3-probe"))
+    assert len(posts) == 1, posts
+    return re.sub(r"<[^>]+>", "", posts[0]["content"]["rendered"]).strip()
+
+
 PROBES = {
     "dokuwiki": Probe(dokuwiki_write, dokuwiki_read),
     "mediawiki": Probe(mediawiki_write, mediawiki_read),
+    "wordpress": Probe(wordpress_write, wordpress_read),
 }
 
 
