@@ -19,7 +19,7 @@ def sandbox() -> None:
 
 @sandbox.command()
 @click.option("-n", "--count", default=1, show_default=True, help="How many hosts to run.")
-@click.option("--fresh", is_flag=True, help="Reboot running hosts to a clean filesystem.")
+@click.option("--fresh", is_flag=True, help="Wipe every host's disk and boot it clean.")
 @json_option
 def up(count: int, fresh: bool, as_json: bool) -> None:
     """Boot sandbox-1..N (idempotent) and register them as target 'sandbox'."""
@@ -47,6 +47,22 @@ def down(hosts: tuple[str, ...]) -> None:
         click.echo(f"Removed {', '.join(stopped)}.")
     else:
         click.echo(f"Removed {len(stopped)} sandbox host(s)." if stopped else "No sandbox hosts.")
+
+
+@sandbox.command()
+@click.argument("hosts", nargs=-1, metavar="[HOST]...")
+@json_option
+def reboot(hosts: tuple[str, ...], as_json: bool) -> None:
+    """Reboot every sandbox host (or each HOST), keeping its disk, and wait until
+    SSH answers again."""
+    from hop3 import sandbox as sb
+
+    rebooted = sb.reboot(*hosts)
+    if as_json:
+        click.echo(json.dumps([{"name": h.name, "address": h.address} for h in rebooted]))
+        return
+    for host in rebooted:
+        click.echo(f"{host.name}  {host.address}  rebooted")
 
 
 @sandbox.command()

@@ -1,7 +1,8 @@
-"""Boot, list and remove sandbox hosts (systemd-nspawn containers).
+"""Boot, reboot, list and remove sandbox hosts (systemd-nspawn containers).
 
 State lives in ``state_dir()/sandbox/state.json``; the SSH key that reaches
-the hosts as root is ``state_dir()/sandbox/id_ed25519``.
+the hosts as root is ``state_dir()/sandbox/id_ed25519``; each host's disk (its
+changes over the image) is under ``state_dir()/sandbox/disks/`` (see disk.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from hop3 import paths, targets
 from hop3.errors import HopError
 
-from . import image, network
+from . import disk, image, network
 from .shell import require_tools, run
 
 GROUP = "sandbox"
@@ -36,8 +37,12 @@ _TOOLS = {
     "nft": "nftables",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "mount": "mount",
 }
 _BOOT_TIMEOUT = 60.0
+# How long a host may take to shut down (stopping its apps and databases)
+# when asked to reboot, before it is stopped by force.
+_SHUTDOWN_TIMEOUT = 60.0
 
 
 @dataclass
@@ -132,9 +137,15 @@ def _caches(name: str) -> tuple[Path, Path]:
     return apt, build
 
 
+def _disk(index: int) -> disk.Disk:
+    return disk.disk_for(_machine(index))
+
+
 def _boot(index: int, rootfs: Path, authorized: Path) -> SandboxHost:
+    """Start a host on its disk (over image ``rootfs``); does not wait for it."""
     name = host_names(index)[-1]
     network.ensure_netns(index)
+    root = disk.attach(_disk(index), rootfs)
     # Keyed by namespace, not name: sandboxes on other networks run at once.
     apt_cache, build_cache = _caches(_machine(index))
     log = open(_dir() / f"{name}.log", "w")  # noqa: SIM115 - handed to the child
@@ -143,10 +154,9 @@ def _boot(index: int, rootfs: Path, authorized: Path) -> SandboxHost:
         "--boot",
         "--register=no",
         "--keep-unit",
-        "--volatile=overlay",
         "--console=passive",
         "--resolv-conf=copy-host",
-        f"--directory={rootfs}",
+        f"--directory={root}",
         f"--machine={_machine(index)}",
         f"--hostname={name}",
         f"--network-namespace-path=/run/netns/{network.netns_name(index)}",
@@ -217,8 +227,8 @@ def _wait_ready(hosts: list[SandboxHost]) -> None:
             time.sleep(0.3)
 
 
-def _stop(index: int, pid: int | None) -> None:
-    """Shut a host down (graceful, then forced) and remove its namespace."""
+def _power_off(index: int, pid: int | None) -> None:
+    """Shut a host down (graceful, then forced); its namespace and disk stay."""
     if pid and _is_our_nspawn(pid, index):
         os.kill(pid, signal.SIGTERM)  # nspawn asks the container's systemd to power off
         deadline = time.monotonic() + 15
@@ -232,7 +242,33 @@ def _stop(index: int, pid: int | None) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(stray), signal.SIGKILL)
         time.sleep(0.1 if leftover.strip() else 0)
+    disk.detach(_disk(index))
+
+
+def _stop(index: int, pid: int | None) -> None:
+    """Shut a host down and remove its namespace; its disk is kept (unmounted)."""
+    _power_off(index, pid)
     network.remove_netns(index)
+
+
+def _remove(index: int, pid: int | None) -> None:
+    """Shut a host down and remove its namespace and disk."""
+    _stop(index, pid)
+    disk.wipe(_disk(index))
+
+
+def _disk_indexes() -> list[int]:
+    """Indexes of this network's hosts that have a disk (maybe left by a crash)."""
+    found = (network.index_of(machine) for machine in disk.machines_with_disks())
+    return sorted(i for i in found if i is not None)
+
+
+def _drop_unused_images(keep: Path) -> None:
+    """Drop old images, unless a host disk (of any network) still lies over one;
+    those are dropped by a later `up`, once no disk uses them."""
+    under_disks = disk.overlay_lower_dirs(disk.mountinfo())
+    if not any(Path(d).parent == image.images_dir() for d in under_disks - {str(keep)}):
+        image.drop_other_images(keep=keep)
 
 
 def _inventory_vars(host: SandboxHost) -> dict:
@@ -248,7 +284,8 @@ def _inventory_vars(host: SandboxHost) -> dict:
 def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
     """Make exactly ``count`` hosts run (sandbox-1..N); idempotent.
 
-    ``fresh`` reboots running hosts, which gives them a clean root filesystem.
+    A stopped host boots again on its disk. ``fresh`` wipes every host's disk
+    and boots it again from the image.
     """
     if not 1 <= count <= 50:
         raise HopError(f"Cannot boot {count} sandbox hosts.", "Choose -n between 1 and 50.")
@@ -267,6 +304,8 @@ def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
                 continue
             if host or network.netns_exists(index):
                 _stop(index, host.pid if host else None)
+            if fresh:
+                disk.wipe(_disk(index))
             booted.append(_boot(index, rootfs, authorized))
         _wait_ready(booted)
     except BaseException:
@@ -276,28 +315,28 @@ def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
     for host in booted:
         known[host.index] = host
     for index in [i for i in known if i > count]:
-        _stop(index, known.pop(index).pid)
+        _remove(index, known.pop(index).pid)
     hosts = [known[i] for i in sorted(known)]
     state["hosts"] = {h.name: asdict(h) for h in hosts}
     _save_state(state)
-    image.drop_other_images(keep=rootfs)
+    _drop_unused_images(keep=rootfs)
     targets.register_group(GROUP, {h.name: _inventory_vars(h) for h in hosts})
     return hosts
 
 
 def down(names: Iterable[str] = ()) -> list[str]:
-    """Remove every host, namespace, the bridge and NAT; unregister the group.
+    """Remove every host, namespace, disk, the bridge and NAT; unregister the group.
 
-    With ``names``, remove only those hosts (their overlay filesystems go with
-    them) and leave the others, the bridge and NAT. Returns the removed names.
+    With ``names``, remove only those hosts (their disks go with them) and
+    leave the others, the bridge and NAT. Returns the removed names.
     """
     if names:
         return _remove_hosts(list(dict.fromkeys(names)))
     state = _load_state()
     stopped = []
     pids = {h["index"]: h["pid"] for h in state["hosts"].values()}
-    for index in sorted(set(pids) | set(network.existing_indexes())):
-        _stop(index, pids.get(index))
+    for index in sorted(set(pids) | set(network.existing_indexes()) | set(_disk_indexes())):
+        _remove(index, pids.get(index))
         stopped.append(host_names(index)[-1])
     network.remove_bridge()
     if "forwarding_before" in state and not network.other_bridges():
@@ -312,7 +351,7 @@ def _remove_hosts(names: list[str]) -> list[str]:
     state = _load_state()
     indexes = {h["name"]: h["index"] for h in state["hosts"].values()}
     pids = {h["name"]: h["pid"] for h in state["hosts"].values()}
-    for index in network.existing_indexes():  # namespaces left without state
+    for index in network.existing_indexes() + _disk_indexes():  # left without state
         indexes.setdefault(host_names(index)[-1], index)
     unknown = [name for name in names if name not in indexes]
     if unknown:
@@ -324,7 +363,7 @@ def _remove_hosts(names: list[str]) -> list[str]:
     stopped = []
     try:
         for name in names:
-            _stop(indexes[name], pids.get(name))
+            _remove(indexes[name], pids.get(name))
             stopped.append(name)
     finally:
         for name in stopped:
@@ -332,6 +371,78 @@ def _remove_hosts(names: list[str]) -> list[str]:
         _save_state(state)
         targets.unregister_hosts(GROUP, stopped)
     return stopped
+
+
+def reboot(*which: int | str) -> list[SandboxHost]:
+    """Reboot hosts (by index or name; all without any) and wait until SSH answers.
+
+    Each host's systemd shuts it down (``systemctl reboot``: every process
+    ends), then the host boots again from the same disk. nspawn exits when
+    its container reboots, so it is started again here. The namespace (the
+    host's network card) stays; its firewall ruleset is flushed, as a power
+    cycle would, so the host must load its own at boot.
+    """
+    _preflight()
+    known = {h["name"]: SandboxHost(**h) for h in _load_state()["hosts"].values()}
+    names = resolve_names(which, known)
+    chosen = [known[name] for name in names]
+    missing = [str(h.image) for h in chosen if not Path(h.image, "etc/os-release").exists()]
+    if missing:
+        raise HopError(
+            f"The image under {', '.join(names)} is gone ({', '.join(sorted(set(missing)))}).",
+            "Boot clean hosts on the current image with `hop sandbox up --fresh`.",
+        )
+    authorized = _ensure_key()
+    for host in chosen:
+        _request_reboot(host)
+    for host in chosen:
+        _wait_exit(host)
+        network.flush_firewall(host.index)
+    booted = [_boot(h.index, Path(h.image), authorized) for h in chosen]
+    try:
+        _wait_ready(booted)
+    finally:
+        state = _load_state()
+        state["hosts"].update({h.name: asdict(h) for h in booted})
+        _save_state(state)
+    return booted
+
+
+def resolve_names(which: Iterable[int | str], known: dict[str, SandboxHost]) -> list[str]:
+    """Host names for indexes or names (every known host when empty), in order, once each."""
+    names = [host_names(w)[-1] if isinstance(w, int) else w for w in which] or list(known)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        listed = ", ".join(known) or "none (run `hop sandbox up`)"
+        raise HopError(
+            f"No sandbox host named {', '.join(repr(n) for n in unknown)}.",
+            f"Known sandbox hosts: {listed}.",
+        )
+    return list(dict.fromkeys(names))
+
+
+def _request_reboot(host: SandboxHost) -> None:
+    """Ask the host's systemd to reboot; a host that does not answer is stopped."""
+    if not host.running:
+        return
+    try:
+        asked = subprocess.run(
+            ssh_command(host, "systemctl", "reboot", "--no-block"),
+            capture_output=True, timeout=15,
+        ).returncode == 0  # fmt: skip
+    except subprocess.TimeoutExpired:
+        asked = False
+    if not asked:
+        _power_off(host.index, host.pid)
+
+
+def _wait_exit(host: SandboxHost) -> None:
+    """Wait until the host's nspawn has exited (it does when the host reboots);
+    stop it by force when its shutdown hangs. Its disk is unmounted."""
+    deadline = time.monotonic() + _SHUTDOWN_TIMEOUT
+    while host.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _power_off(host.index, host.pid)
 
 
 def status() -> list[dict]:

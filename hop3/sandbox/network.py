@@ -139,6 +139,9 @@ def ensure_netns(index: int) -> None:
     run("ip", "-n", ns, "link", "set", "lo", "up")
     run("ip", "-n", ns, "link", "set", "eth0", "up")
     run("ip", "-n", ns, "route", "replace", "default", "via", str(gateway()))
+    # A host booted again on a new veth has a new MAC: forget the old one, or
+    # the bridge keeps sending to it until its neighbour entry expires (~10 s).
+    run("ip", "neigh", "flush", "to", str(host_address(index)), "dev", bridge())
 
 
 def remove_netns(index: int) -> None:
@@ -148,13 +151,25 @@ def remove_netns(index: int) -> None:
         run("ip", "netns", "del", netns_name(index))
 
 
+def index_of(name: str) -> int | None:
+    """The host index in a namespace (or machine) name of this network, else None."""
+    prefix = _netns_prefix()
+    if name.startswith(prefix) and name[len(prefix) :].isdigit():
+        return int(name[len(prefix) :])
+    return None
+
+
 def existing_indexes() -> list[int]:
     """Indexes of sandbox namespaces present on this machine."""
-    found = set()
     netns_dir = Path("/run/netns")
-    if netns_dir.is_dir():
-        for entry in netns_dir.iterdir():
-            prefix = _netns_prefix()
-            if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit():
-                found.add(int(entry.name[len(prefix) :]))
-    return sorted(found)
+    if not netns_dir.is_dir():
+        return []
+    found = {index_of(entry.name) for entry in netns_dir.iterdir()}
+    return sorted(i for i in found if i is not None)
+
+
+def flush_firewall(index: int) -> None:
+    """Drop the nftables ruleset inside a host's namespace, as a power cycle does
+    (the host must load its firewall again when it boots)."""
+    if netns_exists(index):
+        run("ip", "netns", "exec", netns_name(index), "nft", "flush", "ruleset")

@@ -17,8 +17,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from .conftest import hop, hop_json
+import pytest
+
+from .conftest import hop, hop_json, ssh
 
 APP_HOST, RESTORE_HOST, REPO_HOST = "sandbox-1", "sandbox-2", "sandbox-3"
 
@@ -110,3 +113,47 @@ def smoke(client: Client, app: str) -> None:
     entry = hop_json("catalog", "show", app)
     text = client.text(entry["smoke"]["path"])
     assert entry["smoke"]["contains"] in text
+
+
+class CatalogTests:
+    """The tests every catalog app gets; a test module subclasses this as
+    ``Test...`` with ``probes = {app: Probe(...)}``. All the apps are installed
+    on APP_HOST once (class fixture ``installed``), with data written."""
+
+    probes: ClassVar[dict[str, Probe]] = {}
+
+    @staticmethod
+    def pytest_generate_tests(metafunc):
+        if "app" in metafunc.fixturenames:
+            metafunc.parametrize("app", list(metafunc.cls.probes))
+
+    @pytest.fixture(scope="class")
+    def installed(self, setup_runs):
+        boot_repo_host()
+        apps = {}
+        for app, probe in self.probes.items():
+            client, took = install(app)
+            apps[app] = {"client": client, "data": probe.write(client), "took": took}
+        yield apps
+        remove(list(self.probes))
+        hop("sandbox", "down", REPO_HOST, check=False)
+
+    def test_installed_app_passes_its_smoke_check_with_the_waf_on(self, installed, app):
+        client = installed[app]["client"]
+        smoke(client, app)
+        vhost = ssh(client.address, f"cat /etc/nginx/sites-enabled/hop3-{app}.conf").stdout
+        assert "modsecurity on;" in vhost and "SecRuleEngine On" in vhost
+        assert self.probes[app].read(client) == installed[app]["data"]
+
+    def test_backup_restores_onto_another_host(self, installed, app, tmp_path_factory):
+        restored = backup_and_restore(app, tmp_path_factory.getbasetemp())
+        smoke(restored, app)
+        assert self.probes[app].read(restored) == installed[app]["data"]
+
+    def test_apps_survive_a_reboot(self, installed):
+        hop("sandbox", "reboot", APP_HOST)
+        address = addresses()[APP_HOST]
+        for app, probe in self.probes.items():
+            client = Client(address, f"{app}.{APP_HOST}")
+            smoke(client, app)
+            assert probe.read(client) == installed[app]["data"]

@@ -46,12 +46,17 @@ def hop_env(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("Integration tests boot sandbox hosts and must run as root.")
     base = tmp_path_factory.mktemp("hop3")
-    for name in ("HOP3_CONFIG_DIR", "HOP3_STATE_DIR"):
-        os.environ.setdefault(name, str(base / name.lower()))
-        shutil.rmtree(os.environ[name], ignore_errors=True)
     os.environ.pop("HOP3_TARGET", None)
     # A sandbox network of its own, so tests can run beside a demo sandbox.
     os.environ.setdefault("HOP3_SANDBOX_NET", "1")
+    for name in ("HOP3_CONFIG_DIR", "HOP3_STATE_DIR"):
+        os.environ.setdefault(name, str(base / name.lower()))
+    # Hosts left by an interrupted session have their disks mounted under the
+    # state dir: remove them with the sandbox, not by deleting files through them.
+    if (Path(os.environ["HOP3_STATE_DIR"]) / "sandbox" / "disks").is_dir():
+        subprocess.run([HOP, "sandbox", "down"], capture_output=True, timeout=300)
+    for name in ("HOP3_CONFIG_DIR", "HOP3_STATE_DIR"):
+        shutil.rmtree(os.environ[name], ignore_errors=True)
     return base
 
 

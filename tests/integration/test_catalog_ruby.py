@@ -8,17 +8,12 @@ from __future__ import annotations
 import functools
 import json
 
-import pytest
-
 from .catalog_support import (
     APP_HOST,
+    CatalogTests,
     Client,
     Probe,
-    addresses,
-    backup_and_restore,
-    boot_repo_host,
     install,
-    remove,
     smoke,
 )
 from .conftest import hop, hop_json, ssh
@@ -74,89 +69,57 @@ PROBES = {
 }
 
 
-@pytest.fixture(scope="module")
-def installed(setup_runs, tmp_path_factory):
-    """Every app of this module installed on sandbox-1, with data written."""
-    boot_repo_host()
-    apps = {}
-    for app, probe in PROBES.items():
-        client, took = install(app)
-        apps[app] = {"client": client, "data": probe.write(client), "took": took}
-    yield apps
-    remove(list(PROBES))
-    hop("sandbox", "down", "sandbox-3", check=False)
+class TestRubyApps(CatalogTests):
+    probes = PROBES
 
+    def test_reinstalling_the_same_version_changes_nothing(self, installed):
+        result = hop_json("catalog", "install", "redmine", "-t", APP_HOST)
+        assert result["ok"] and result["changed"] == 0, result
 
-@pytest.mark.parametrize("app", list(PROBES))
-def test_installed_app_passes_its_smoke_check_with_the_waf_on(installed, app):
-    client = installed[app]["client"]
-    smoke(client, app)
-    vhost = ssh(client.address, f"cat /etc/nginx/sites-enabled/hop3-{app}.conf").stdout
-    assert "modsecurity on;" in vhost and "SecRuleEngine On" in vhost
-    assert PROBES[app].read(client) == installed[app]["data"]
+    def test_the_default_admin_password_is_replaced(self, installed):
+        client = installed["redmine"]["client"]
+        status, _ = client.request("GET", "/users/current.json", auth=("admin", "admin"))
+        assert status == 401
+        me = client.json("GET", "/users/current.json", auth=admin("redmine"))["user"]
+        assert me["login"] == "admin" and me["admin"] is True
 
+    def test_debian_sets_up_no_default_instance(self, installed):
+        """dbconfig-no-thanks: the package creates no database or role of its own,
+        and Redmine runs from the app's release as the app's user on 127.0.0.1."""
+        address = installed["redmine"]["client"].address
+        databases = ssh(
+            address, "runuser -u postgres -- psql -Atc 'select datname from pg_database'"
+        )
+        roles = ssh(address, "runuser -u postgres -- psql -Atc 'select rolname from pg_roles'")
+        assert not [n for n in databases.stdout.split() + roles.stdout.split() if "default" in n]
+        assert (
+            ssh(address, "test -e /etc/redmine/default/database.yml", check=False).returncode != 0
+        )
+        listening = ssh(address, "ss -Hltnp | grep puma").stdout
+        assert listening and all(
+            line.split()[3].startswith("127.0.0.1:") for line in listening.splitlines()
+        )
+        owner = ssh(address, "ps -o user= -C puma | sort -u").stdout.split()
+        assert owner == ["redmine"]
 
-def test_reinstalling_the_same_version_changes_nothing(installed):
-    result = hop_json("catalog", "install", "redmine", "-t", APP_HOST)
-    assert result["ok"] and result["changed"] == 0, result
-
-
-def test_the_default_admin_password_is_replaced(installed):
-    client = installed["redmine"]["client"]
-    status, _ = client.request("GET", "/users/current.json", auth=("admin", "admin"))
-    assert status == 401
-    me = client.json("GET", "/users/current.json", auth=admin("redmine"))["user"]
-    assert me["login"] == "admin" and me["admin"] is True
-
-
-def test_debian_sets_up_no_default_instance(installed):
-    """dbconfig-no-thanks: the package creates no database or role of its own,
-    and Redmine runs from the app's release as the app's user on 127.0.0.1."""
-    address = installed["redmine"]["client"].address
-    databases = ssh(address, "runuser -u postgres -- psql -Atc 'select datname from pg_database'")
-    roles = ssh(address, "runuser -u postgres -- psql -Atc 'select rolname from pg_roles'")
-    assert not [n for n in databases.stdout.split() + roles.stdout.split() if "default" in n]
-    assert ssh(address, "test -e /etc/redmine/default/database.yml", check=False).returncode != 0
-    listening = ssh(address, "ss -Hltnp | grep puma").stdout
-    assert listening and all(
-        line.split()[3].startswith("127.0.0.1:") for line in listening.splitlines()
-    )
-    owner = ssh(address, "ps -o user= -C puma | sort -u").stdout.split()
-    assert owner == ["redmine"]
-
-
-def test_a_second_instance_has_its_own_database_files_and_secrets(installed):
-    first = installed["redmine"]["client"]
-    second, _ = install("redmine", APP_HOST, "--name", SECOND)
-    try:
-        smoke(second, "redmine")
-        status, _ = second.request("GET", f"/projects/{PROJECT['identifier']}.json",
-                                   auth=admin(SECOND))  # fmt: skip
-        assert status == 404  # the first instance's project is not in this database
-        second.json("POST", "/projects.json", {"project": PROJECT}, auth=admin(SECOND))
-        assert redmine_read(first) == installed["redmine"]["data"]
-        config = {app: hop_json("config", app, "-t", APP_HOST) for app in ("redmine", SECOND)}
-        for key in ("DATABASE_URL", "SECRET_KEY_BASE", "REDMINE_ADMIN_PASSWORD"):
-            assert config["redmine"][key] != config[SECOND][key], key
-        files = ssh(first.address, f"readlink /srv/hop3/apps/{SECOND}/current/instances/hop3/files")
-        assert files.stdout.strip() == f"/srv/hop3/apps/{SECOND}/shared/files"
-        owners = ssh(first.address, "ps -o user= -C puma | sort -u").stdout.split()
-        assert owners == sorted(["redmine", SECOND])
-    finally:
-        hop("destroy", SECOND, "--yes", "-t", APP_HOST)
-
-
-@pytest.mark.parametrize("app", list(PROBES))
-def test_backup_restores_onto_another_host(installed, app, tmp_path_factory):
-    restored = backup_and_restore(app, tmp_path_factory.getbasetemp())
-    smoke(restored, app)
-    assert PROBES[app].read(restored) == installed[app]["data"]
-
-
-def test_apps_survive_a_reboot(installed):
-    hop("sandbox", "reboot", APP_HOST)
-    address = addresses()[APP_HOST]
-    for app, probe in PROBES.items():
-        client = Client(address, f"{app}.{APP_HOST}")
-        smoke(client, app)
-        assert probe.read(client) == installed[app]["data"]
+    def test_a_second_instance_has_its_own_database_files_and_secrets(self, installed):
+        first = installed["redmine"]["client"]
+        second, _ = install("redmine", APP_HOST, "--name", SECOND)
+        try:
+            smoke(second, "redmine")
+            status, _ = second.request("GET", f"/projects/{PROJECT['identifier']}.json",
+                                       auth=admin(SECOND))  # fmt: skip
+            assert status == 404  # the first instance's project is not in this database
+            second.json("POST", "/projects.json", {"project": PROJECT}, auth=admin(SECOND))
+            assert redmine_read(first) == installed["redmine"]["data"]
+            config = {app: hop_json("config", app, "-t", APP_HOST) for app in ("redmine", SECOND)}
+            for key in ("DATABASE_URL", "SECRET_KEY_BASE", "REDMINE_ADMIN_PASSWORD"):
+                assert config["redmine"][key] != config[SECOND][key], key
+            files = ssh(
+                first.address, f"readlink /srv/hop3/apps/{SECOND}/current/instances/hop3/files"
+            )
+            assert files.stdout.strip() == f"/srv/hop3/apps/{SECOND}/shared/files"
+            owners = ssh(first.address, "ps -o user= -C puma | sort -u").stdout.split()
+            assert owners == sorted(["redmine", SECOND])
+        finally:
+            hop("destroy", SECOND, "--yes", "-t", APP_HOST)
