@@ -11,19 +11,7 @@ import json
 import re
 import urllib.parse
 
-import pytest
-
-from .catalog_support import (
-    APP_HOST,
-    Client,
-    Probe,
-    addresses,
-    backup_and_restore,
-    boot_repo_host,
-    install,
-    remove,
-    smoke,
-)
+from .catalog_support import APP_HOST, CatalogTests, Client, Probe
 from .conftest import hop, ssh
 
 PAGE_TEXT = "Hop3 probe page: the quick brown fox."
@@ -174,51 +162,16 @@ PROBES = {
 }
 
 
-@pytest.fixture(scope="module")
-def installed(setup_runs, tmp_path_factory):
-    """Every app of this module installed on sandbox-1, with data written."""
-    boot_repo_host()
-    apps = {}
-    for app, probe in PROBES.items():
-        client, took = install(app)
-        apps[app] = {"client": client, "data": probe.write(client), "took": took}
-    yield apps
-    remove(list(PROBES))
-    hop("sandbox", "down", "sandbox-3", check=False)
+class TestPhpApps(CatalogTests):
+    probes = PROBES
 
-
-@pytest.mark.parametrize("app", list(PROBES))
-def test_installed_app_passes_its_smoke_check_with_the_waf_on(installed, app):
-    client = installed[app]["client"]
-    smoke(client, app)
-    vhost = ssh(client.address, f"cat /etc/nginx/sites-enabled/hop3-{app}.conf").stdout
-    assert "modsecurity on;" in vhost and "SecRuleEngine On" in vhost
-    assert installed[app]["data"] == PAGE_TEXT
-    assert PROBES[app].read(client) == installed[app]["data"]
-
-
-def test_each_instance_keeps_its_files_to_itself(installed):
-    """DokuWiki's pages and accounts are in the app's shared dir, not in the
-    Debian package's /etc or /var/lib tree."""
-    address = installed["dokuwiki"]["client"].address
-    pages = ssh(address, "ls /srv/hop3/apps/dokuwiki/shared/data/pages/hop3").stdout
-    assert "probe.txt" in pages
-    assert "probe" not in ssh(address, "ls -R /var/lib/dokuwiki/data/pages").stdout
-    users = ssh(address, "cat /srv/hop3/apps/dokuwiki/shared/conf/users.auth.php").stdout
-    assert users.startswith("admin:$2y$")
-
-
-@pytest.mark.parametrize("app", list(PROBES))
-def test_backup_restores_onto_another_host(installed, app, tmp_path_factory):
-    restored = backup_and_restore(app, tmp_path_factory.getbasetemp())
-    smoke(restored, app)
-    assert PROBES[app].read(restored) == installed[app]["data"]
-
-
-def test_apps_survive_a_reboot(installed):
-    hop("sandbox", "reboot", APP_HOST)
-    address = addresses()[APP_HOST]
-    for app, probe in PROBES.items():
-        client = Client(address, f"{app}.{APP_HOST}")
-        smoke(client, app)
-        assert probe.read(client) == installed[app]["data"]
+    def test_each_instance_keeps_its_files_to_itself(self, installed):
+        """DokuWiki's pages and accounts are in the app's shared dir, not in
+        the Debian package's /etc or /var/lib tree; the probes wrote pages."""
+        assert all(installed[app]["data"] == PAGE_TEXT for app in PROBES)
+        address = installed["dokuwiki"]["client"].address
+        pages = ssh(address, "ls /srv/hop3/apps/dokuwiki/shared/data/pages/hop3").stdout
+        assert "probe.txt" in pages
+        assert "probe" not in ssh(address, "ls -R /var/lib/dokuwiki/data/pages").stdout
+        users = ssh(address, "cat /srv/hop3/apps/dokuwiki/shared/conf/users.auth.php").stdout
+        assert users.startswith("admin:$2y$")
