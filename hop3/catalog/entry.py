@@ -198,7 +198,7 @@ def parse_entry(data: dict[str, Any], path: Path) -> CatalogEntry:
 
     source = _source(top.sub("source"))
     versions, version_extra = _versions(top.sub("versions"), version, source)
-    processes = _processes(top.sub("processes"))
+    processes = _processes(top.sub("processes"), runtime)
     env = _env(top.sub("env"))
     data_paths, data_exclude = _data(top.sub("data"))
     healthcheck = _healthcheck(top.sub("healthcheck"))
@@ -310,7 +310,7 @@ def _check_extra(s: _Reader, kind: str, extra: list[str]) -> None:
             s.add("extra", f"{show(item)} must be {example}")
 
 
-def _processes(s: _Reader) -> dict[str, str]:
+def _processes(s: _Reader, runtime: str | None) -> dict[str, str]:
     processes = {}
     for key, command in s.table.items():
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,29}", key):
@@ -319,7 +319,9 @@ def _processes(s: _Reader) -> dict[str, str]:
             s.add(key, command_error(command))
         else:
             processes[key] = command
-    if not any(k != "release" for k in processes) and not s.problems.incomplete:
+    # A PHP app's web process is PHP-FPM, made by the deploy pipeline.
+    serves = runtime == "php" or any(k != "release" for k in processes)
+    if not serves and not s.problems.incomplete:
         s.add("web", "is required (or another process)")
     return processes
 
