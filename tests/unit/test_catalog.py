@@ -178,3 +178,10 @@ def test_install_refuses_a_version_debian_does_not_ship():
         check_version(e, "1.0")
     with pytest.raises(HopError, match="is not a version"):
         check_version(entry(), "1.0; rm -rf /")
+
+
+def test_a_php_entry_needs_no_web_process():
+    e = entry(runtime="php", source={"debian": ["dokuwiki"]}, versions={"1.2.0": "x"},
+              processes={"release": "php setup.php"})  # fmt: skip
+    assert e.processes == {"release": "php setup.php"}
+    assert "[processes] web: is required" in problems(processes={"release": "x"})
