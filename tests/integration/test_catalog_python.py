@@ -82,8 +82,8 @@ def datasette_read(c: Client):
 
 
 def synapse_secret(c: Client) -> str:
-    host = c.domain.split(".", 1)[1]
-    return hop("config:get", "synapse", "SYNAPSE_REGISTRATION_SECRET", "-t", host).stdout.strip()
+    app, host = c.domain.split(".", 1)
+    return hop("config:get", app, "SYNAPSE_REGISTRATION_SECRET", "-t", host).stdout.strip()
 
 
 SYNAPSE_USER = ("ada", "a-long-matrix-passphrase")

@@ -93,15 +93,17 @@ def test_failed_upgrade_rolls_back_code_and_data(setup_runs, broken_catalog, mon
 
 
 def test_synapse_upgrade_migrates_its_schema_and_keeps_the_messages(setup_runs):
-    client, _ = install("synapse", APP_HOST, "--name", "synapse", "--version", "1.150.0")
+    # Its own name: `hop destroy` keeps databases, and test_catalog_python's
+    # synapse left one at schema 94.
+    client, _ = install("synapse", APP_HOST, "--name", "synapse-up", "--version", "1.150.0")
     messages = synapse_write(client)
     query = "select version from schema_version"
-    schema = f'runuser -u postgres -- psql -d synapse -Atc "{query}"'
+    schema = f'runuser -u postgres -- psql -d synapse_up -Atc "{query}"'
     assert ssh(client.address, schema).stdout.strip() == "93"
 
-    result = hop_json("catalog", "upgrade", "synapse", "-t", APP_HOST)
+    result = hop_json("catalog", "upgrade", "synapse-up", "-t", APP_HOST)
     assert [h["result"] for h in result["hosts"]] == ["upgraded"]
     assert ssh(client.address, schema).stdout.strip() == "94"
     assert client.json("GET", "/_matrix/federation/v1/version")["server"]["version"] == "1.163.2"
     assert synapse_read(client) == messages
-    hop("destroy", "synapse", "--yes", "-t", APP_HOST)
+    hop("destroy", "synapse-up", "--yes", "-t", APP_HOST)
