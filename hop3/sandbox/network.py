@@ -54,6 +54,12 @@ def host_address(index: int) -> ipaddress.IPv4Address:
     return subnet().network_address + 10 + index
 
 
+def host_mac(index: int) -> str:
+    """A fixed MAC (locally administered) made of the host's address: a host
+    booted again keeps it, so the other hosts' ARP caches stay right."""
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in host_address(index).packed)
+
+
 def _netns_prefix() -> str:
     return f"hop3-sandbox{_suffix()}-"
 
@@ -131,7 +137,8 @@ def ensure_netns(index: int) -> None:
     if not netns_exists(index):
         run("ip", "netns", "add", ns)
     if not _link_exists(veth):
-        run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
+            "address", host_mac(index), "netns", ns)  # fmt: skip
     run("ip", "link", "set", veth, "master", bridge(), "up")
     addr = f"{host_address(index)}/{subnet().prefixlen}"
     if addr not in run("ip", "-n", ns, "-o", "-4", "addr", "show", "dev", "eth0").stdout:

@@ -202,3 +202,14 @@ def test_cli_reboot_passes_the_hosts(monkeypatch):
         {"name": "sandbox-3", "address": "10.0.0.3"},
     ]
     assert seen == [("sandbox-2",), ("sandbox-1", "sandbox-3")]
+
+
+def test_a_host_keeps_its_mac_address_across_boots(monkeypatch):
+    """Other hosts cache it in their ARP tables: a host booted again on a new
+    veth must answer at the same MAC (locally administered, from its IP)."""
+    from hop3.sandbox import network
+
+    monkeypatch.setenv("HOP3_SANDBOX_NET", "9")
+    macs = [network.host_mac(i) for i in range(1, 51)]
+    assert macs[2] == "02:00:0a:d5:09:0d" and len(set(macs)) == 50
+    assert all(int(m.split(":")[0], 16) & 0b10 for m in macs)  # locally administered
