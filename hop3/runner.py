@@ -56,7 +56,7 @@ AUDITED_VERBS = frozenset(
      "redis:create", "redis:destroy", "redis:link", "redis:unlink",
      "mariadb:create", "mariadb:destroy", "mariadb:link", "mariadb:unlink",
      "backup", "restore", "backup:schedule", "backup:unschedule", "backup:init", "backup:key",
-     "firewall:allow", "firewall:deny"}
+     "firewall:allow", "firewall:deny", "catalog:install", "catalog:upgrade"}
 )  # fmt: skip
 # Read-only actions of those playbooks (hop3_<x>_action), e.g. backup:key without a key file.
 READ_ONLY_ACTIONS = frozenset({"show", "list", "info", "key", "snapshots", "check"})

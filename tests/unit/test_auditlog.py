@@ -232,6 +232,9 @@ def test_parse_since_rejects(text):
         ("firewall", "firewall:allow", {"hop3_firewall_action": "allow"}, True),
         ("firewall", "firewall", {"hop3_firewall_action": "show"}, False),
         ("app-info", "rollback", {"hop3_app_name": "shop"}, False),  # its read-only pre-check
+        ("deploy", "catalog:install", {"hop3_app_name": "kinto"}, True),
+        ("deploy", "catalog:upgrade", {"hop3_app_name": "kinto"}, True),
+        ("app-info", "catalog:install", {"hop3_app_name": "kinto"}, False),
         ("status", "status", {}, False),
         ("auditlog", "audit:log", {}, False),
     ],
