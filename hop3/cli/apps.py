@@ -57,23 +57,87 @@ def run_deploy(path: Path, app_name: str | None, opts: RunOptions, *, ref: str |
     addons = resolve_addons(spec.name, spec.addons)
     target = resolve_target(opts.target, opts.inventory)
     packed = pack(path, ref)
+    extravars = {
+        "hop3_app_name": spec.name,
+        "hop3_app_spec": spec.to_vars(),
+        "hop3_app_source": str(packed.archive),
+        "hop3_app_source_digest": packed.digest,
+        "hop3_app_source_rev": rev_label or packed.rev,
+        "hop3_app_addons": addons,
+        "hop3_app_source_inline": _inline(packed.archive),
+    }
+    if limit is None:
+        target, done = _skip_unchanged(target, spec.name, extravars)
+        if target is None:
+            return spec, done
     result = run_playbook(
         "deploy",
         inventory=target.inventory,
         limit=limit or target.limit,
         verb=verb,
-        extravars={
-            "hop3_app_name": spec.name,
-            "hop3_app_spec": spec.to_vars(),
-            "hop3_app_source": str(packed.archive),
-            "hop3_app_source_digest": packed.digest,
-            "hop3_app_source_rev": rev_label or packed.rev,
-            "hop3_app_addons": addons,
-        },
+        extravars=extravars,
         verbose=opts.verbose,
         quiet=opts.json,
     )
     return spec, result
+
+
+INLINE_SOURCE_MAX = 256 * 1024
+
+
+def _inline(archive: Path) -> str:
+    """A small source archive as base64: it rides in the build's first call (no upload)."""
+    import base64
+
+    if archive.stat().st_size > INLINE_SOURCE_MAX:
+        return ""
+    return base64.b64encode(archive.read_bytes()).decode("ascii")
+
+
+def _skip_unchanged(target, app: str, extravars: dict):
+    """(the target left to deploy, or None when every host has this exact deploy; its result).
+
+    Hosts that report this very deploy, untouched and running, are left out of
+    the playbook run (hop3/deployed.py); the fingerprints ride along so that
+    the run records them, and hosts where only the source changed skip the
+    vhost step. With no playbook to run, the result is made here.
+    """
+    import time
+    from dataclasses import replace
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from hop3 import deployed, history
+    from hop3.runner import HostStats, RunResult
+    from hop3.targets import load_inventory
+
+    clock, started = time.monotonic(), datetime.now(UTC)
+    plan = deployed.plan(target, app, extravars)
+    extravars.update(plan.extravars())
+    todo = [h for h in target.hosts if h not in plan.unchanged]
+    if todo:
+        return replace(target, hosts=todo, limit=",".join(todo)), None
+    inventory = load_inventory(target.inventory)
+    reports = {
+        host: deployed.unchanged_report(
+            app, host, str(inventory.host_vars(host).get("ansible_host") or host),
+            extravars["hop3_app_spec"], found,
+        )
+        for host, found in plan.unchanged.items()
+    }  # fmt: skip
+    result = RunResult(
+        verb="deploy",
+        target=target.limit,
+        status="successful",
+        rc=0,
+        duration=time.monotonic() - clock,
+        started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        run_dir=Path("(unchanged: no playbook run)"),
+        stats={host: HostStats(ok=1) for host in reports},
+        reports=reports,
+    )
+    history.record(result)
+    return None, result
 
 
 def echo_deployed(app: str, reports: dict) -> None:

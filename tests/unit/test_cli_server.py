@@ -150,18 +150,19 @@ def test_list_malformed_inventory(tmp_path):
     assert "ansible-inventory" in message
 
 
-def test_list_is_fast_and_does_not_import_ansible(tmp_path):
+def test_list_does_not_import_ansible(tmp_path):
+    """`hop server list` reads the inventory file itself: importing Ansible would
+    cost it most of a second (speed is for bench/, not for timed assertions)."""
     import subprocess
     import sys
 
     code = (
-        "import sys, time; t = time.perf_counter();"
+        "import sys;"
         "from click.testing import CliRunner; from hop3.cli.main import cli;"
         "r = CliRunner().invoke(cli, ['server', 'list']); assert r.exit_code == 0, r.output;"
-        "print(time.perf_counter() - t, 'ansible' in sys.modules)"
+        "print('ansible' in sys.modules)"
     )
     env = {"HOP3_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()  # fmt: skip
-    assert out[1] == "False"
-    assert float(out[0]) < 0.5  # typically 0.1 s; generous for busy CI machines
+    assert out == ["False"]

@@ -19,6 +19,9 @@ options:
     type: bool
     default: false
   digest: {description: Digest of the source archive., type: str, required: true}
+  source_inline:
+    description: The source archive itself, base64-encoded, for a small source; written to O(source) when that is missing, which saves the upload's module calls.
+    type: str
   rev: {description: Source revision shown in `hop releases`., type: str, default: ""}
   launcher: {description: Content of the hop3-launch program (installed if it differs)., type: str}
   addons:
@@ -53,6 +56,7 @@ options:
 author: Hop3
 """
 
+import base64
 import contextlib
 import json
 import os
@@ -384,6 +388,7 @@ def main():
             "spec": {"type": "dict", "required": True},
             "source": {"type": "str", "required": True},
             "source_optional": {"type": "bool", "default": False},
+            "source_inline": {"type": "str", "no_log": True},
             "digest": {"type": "str", "required": True},
             "rev": {"type": "str", "default": ""},
             "launcher": {"type": "str"},
@@ -404,6 +409,8 @@ def main():
     )
     paths = AppPaths(module.params["app"])
     spec = module.params["spec"]
+    if module.params["source_inline"] and not os.path.exists(module.params["source"]):
+        write_inline_source(module.params["source"], module.params["source_inline"])
     if module.params["source_optional"] and not os.path.exists(module.params["source"]):
         if current_release(paths, load_state(paths), spec, module.params["digest"]) is None:
             # A new source: the playbook uploads it, then calls again.
@@ -431,6 +438,12 @@ def main():
     lock.finish(ok=True)
     module.exit_json(changed=changed, release=release_id, built=built, timings=timings,
                      lock=lock.report)  # fmt: skip
+
+
+def write_inline_source(path, encoded):
+    """Write a source archive sent inside the module's arguments, as the upload would."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    write_file(path, base64.b64decode(encoded), mode=0o600, owner="root")
 
 
 def current_release(paths, state, spec, digest):
