@@ -108,7 +108,8 @@ def one_round(run: int, pair: list, echo) -> dict:
                 entry = {"error": str(error)}
                 broken.add(platform.name)
             result.setdefault(platform.name, {})[measure] = entry
-            shown = f"{entry['seconds']:.2f} s" if "seconds" in entry else "FAILED"
+            shown = f"{entry['seconds']:.2f} s" if "seconds" in entry else "FAILED: "
+            shown += entry.get("error", "").splitlines()[0] if "error" in entry else ""
             echo(f"round {run + 1} {platform.name:5} {measure:9} {shown}")
     for platform in order:
         try:
