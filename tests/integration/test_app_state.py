@@ -23,6 +23,7 @@ APP = "st"
 # module_utils/hop3_app_recover.py RECOVER_DELAY, plus a start limit's burst
 # of failing starts and a slow machine: generous, never a timed assertion.
 RECOVERY_WAIT = 240
+NOT_UP = {"failed", "activating", "restarting", "starting"}  # the states of a crash loop
 # The example exits at start while this file is in its shared dir: a cause
 # on the host that the test can remove without any hop command.
 CRASH_FILE = f"/srv/hop3/apps/{APP}/shared/crash"
@@ -98,9 +99,12 @@ def assert_ps_matches_host(report: dict, address: str) -> None:
 
 def kill_until_failed(address: str, unit: str) -> None:
     """SIGKILL the unit's process each time systemd restarts it, until systemd
-    gives up (its start limit): what a crash loop does."""
-    ssh(address, f"for i in $(seq 300); do systemctl -q is-failed {unit} && exit 0; "
-                 f"systemctl kill -s KILL {unit} 2>/dev/null; sleep 0.3; done; exit 1")  # fmt: skip
+    gives up (its start limit): what a crash loop does. Rounds of 30 s keep
+    each SSH command short on a busy machine."""
+    round_ = (f"end=$(($(date +%s) + 30)); while [ $(date +%s) -lt $end ]; do "
+              f"systemctl -q is-failed {unit} && exit 0; "
+              f"systemctl kill -s KILL {unit} 2>/dev/null; sleep 0.3; done; exit 1")  # fmt: skip
+    wait_for(f"{unit} failed", lambda: ssh(address, round_, check=False).returncode == 0)
 
 
 def wait_for(what: str, predicate, timeout: float = RECOVERY_WAIT) -> None:
@@ -154,6 +158,10 @@ def app_dir(host, tmp_path_factory):
     source = (target / "app.py").read_text()
     head, marker, rest = source.partition("app = Flask(__name__)")
     (target / "app.py").write_text(head + CRASH_CODE + "\n" + marker + rest)
+    # --preload: gunicorn imports the app before it binds the port, so a
+    # crashing start never listens (never looks up for a moment).
+    procfile = target / "Procfile"
+    procfile.write_text(procfile.read_text().replace("gunicorn ", "gunicorn --preload ", 1))
     hop("deploy", str(target), "--app", APP, "-t", HOST, "--json")
     hop("ps:scale", APP, "web=2", "-t", HOST)
     yield target
@@ -234,15 +242,15 @@ def test_crash_loop_fails_then_recovers_once_the_cause_is_gone(app_dir, host):
     for unit in units:  # the next start of each exits at once
         ssh(host, f"systemctl kill -s KILL {unit}")
     both = " ".join(units)
-    count = f"$(systemctl is-failed {both} | grep -c '^failed$')"
-    ssh(host, f'for i in $(seq 600); do [ "{count}" = 2 ] && exit 0; sleep 0.5; done; exit 1')
+    failed = f"[ \"$(systemctl is-failed {both} | grep -c '^failed$')\" = 2 ]"
+    wait_for("both failed", lambda: ssh(host, failed, check=False).returncode == 0)
     entry = apps_entry()
     assert (entry["status"], entry["instances_up"], entry["instances_wanted"]) == ("failed", 0, 2)
     assert check() == 1
     assert get(host)[0] == 502
     report = ps()
     assert report["instances_up"] == 0
-    assert {p["state"] for p in report["processes"]} <= {"failed", "activating", "restarting"}
+    assert {p["state"] for p in report["processes"]} <= NOT_UP
     assert_ps_matches_host(report, host)
     current = next(r for r in releases() if r["current"])
     assert current["instances_up"] == 0 and not current["serving"]
