@@ -150,8 +150,11 @@ def echo_deployed(app: str, reports: dict) -> None:
 
 
 @click.command()
+@click.option("--check", is_flag=True,
+              help="Exit 1, naming them, when apps are not fully up (anything but running, "
+                   "stopped or idle): for scripts and monitors.")  # fmt: skip
 @run_options
-def apps(opts: RunOptions) -> None:
+def apps(check: bool, opts: RunOptions) -> None:
     """List the apps on the target hosts and whether they run."""
     from hop3.runner import run_playbook
     from hop3.targets import resolve_target
@@ -162,22 +165,57 @@ def apps(opts: RunOptions) -> None:
     if opts.json:
         click.echo(json.dumps({h: r.get("apps", []) for h, r in result.reports.items()}, indent=2))
     else:
-        table = Table("host", "app", "status", "release", "processes", "domains")
+        table = Table("host", "app", "status", "up", "release", "processes", "domains")
         for host, report in sorted(result.reports.items()):
             for app in report.get("apps", []):
-                table.add_row(host, app["app"], _status(app["status"]), app["release"] or "-",
-                              _scale(app["scale"]), ", ".join(app["domains"]) or "-")  # fmt: skip
+                table.add_row(host, app["app"], _status(app["status"]), _up(app),
+                              app["release"] or "-", _scale(app["scale"]),
+                              ", ".join(app["domains"]) or "-")  # fmt: skip
         Console().print(table) if table.rows else click.echo("No apps yet.")
     raise_on_failure(result, opts.json)
+    if check:
+        check_apps(result.reports)
+
+
+STATUS_COLOURS = {"running": "green", "idle": "green", "stopped": "yellow", "deploying": "yellow",
+                  "degraded": "red", "down": "red", "failed": "red"}  # fmt: skip
+STATE_COLOURS = {"running": "green", "starting": "yellow", "activating": "yellow",
+                 "restarting": "yellow", "stopping": "yellow"}  # fmt: skip
+# As module_utils/hop3_app_status.py SETTLED: the user's wanted state.
+SETTLED = ("running", "stopped", "idle")
 
 
 def _status(status: str) -> str:
-    colour = {"running": "green", "stopped": "yellow", "degraded": "red"}.get(status, "white")
-    return f"[{colour}]{status}[/]"
+    return f"[{STATUS_COLOURS.get(status, 'white')}]{status}[/]"
+
+
+def _up(app: dict) -> str:
+    return f"{app['instances_up']}/{app['instances_wanted']}"
 
 
 def _scale(scale: dict) -> str:
     return " ".join(f"{p}={n}" for p, n in scale.items()) or "-"
+
+
+def unsettled_apps(reports: dict) -> list[str]:
+    """`hop apps` reports per host → one line per app that is not fully up."""
+    return [
+        f"{host}: {app['app']} is {app['status']} ({_up(app)} instances up)"
+        for host, report in sorted(reports.items())
+        for app in report.get("apps", [])
+        if app["status"] not in SETTLED
+    ]
+
+
+def check_apps(reports: dict) -> None:
+    """`hop apps --check`: exit 1 when an app is not fully up, naming each."""
+    lines = unsettled_apps(reports)
+    if lines:
+        raise HopError(
+            "Not fully up: " + "; ".join(lines) + ".",
+            "`hop ps APP` shows each instance's state, `hop logs APP` why it stopped, and "
+            "`hop restart APP` starts it again.",
+        )
 
 
 @click.command()
@@ -189,16 +227,26 @@ def ps(app: str, opts: RunOptions) -> None:
     if opts.json:
         click.echo(json.dumps(reports, indent=2))
         return
-    table = Table("host", "process", "instance", "release", "port", "state")
+    table = Table("host", "process", "instance", "release", "port", "state", "restarts")
     for host, report in sorted(reports.items()):
+        click.echo(f"{app} on {host}: {report['status']}, {_up(report)} instances up, "
+                   f"release {report['release'] or '-'}")  # fmt: skip
         for proc in report["processes"]:
-            state = proc["state"]
-            colour = "green" if state == "running" else "red"
             table.add_row(host, proc["process"], proc["instance"], proc["release"],
-                          str(proc["port"] or "-"), f"[{colour}]{state}[/]")  # fmt: skip
+                          str(proc["port"] or "-"), _state_cell(proc),
+                          str(proc["restarts"]))  # fmt: skip
         for job in report["cron"]:
-            table.add_row(host, job["name"], job["schedule"], report["release"], "-", "timer")
+            table.add_row(host, job["name"], job["schedule"], report["release"], "-", "timer", "-")
     Console().print(table) if table.rows else click.echo(f"{app} runs no processes.")
+
+
+def _state_cell(proc: dict) -> str:
+    state = proc["state"]
+    if proc.get("retrying"):
+        state += " (retrying)"
+    elif proc.get("result") == "start-limit-hit":
+        state += " (start limit)"
+    return f"[{STATE_COLOURS.get(proc['state'], 'red')}]{state}[/]"
 
 
 def _parse_counts(pairs: tuple[str, ...]) -> dict[str, int]:
@@ -270,13 +318,20 @@ def releases(app: str, opts: RunOptions) -> None:
     if opts.json:
         click.echo(json.dumps({h: r["releases"] for h, r in reports.items()}, indent=2))
         return
-    table = Table("host", "release", "time", "source", "status")
+    table = Table("host", "release", "time", "source", "status", "current", "serving")
     for host, report in sorted(reports.items()):
         for rel in reversed(report["releases"]):
-            colour = "green" if rel["status"] == "active" else "white"
-            table.add_row(host, rel["id"], rel["time"], rel["rev"] or "-",
-                          f"[{colour}]{rel['status']}[/]")  # fmt: skip
+            colour = "green" if rel["serving"] else "white"
+            table.add_row(host, rel["id"], rel["time"], rel["rev"] or "-", rel["status"],
+                          "yes" if rel["current"] else "-",
+                          f"[{colour}]{_serving(rel)}[/]")  # fmt: skip
     Console().print(table)
+
+
+def _serving(rel: dict) -> str:
+    if rel["instances_wanted"]:
+        return f"{rel['instances_up']}/{rel['instances_wanted']}"
+    return "yes" if rel["serving"] else "-"
 
 
 @click.command()

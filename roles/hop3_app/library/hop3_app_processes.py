@@ -41,6 +41,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.hop3_app_fastcgi import FastCGIError
 from ansible.module_utils.hop3_app_fastcgi import get as fastcgi_get
 from ansible.module_utils.hop3_app_lock import LOCK_OPTION, run_locked
+from ansible.module_utils.hop3_app_recover import write_recover_template
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
     UNIT_DIR,
@@ -76,6 +77,8 @@ def unit_text(paths, process, spec):
         "After=network.target",
         "StartLimitIntervalSec=120",
         "StartLimitBurst=10",
+        # Past the start limit, start again later (module_utils/hop3_app_recover.py).
+        "OnFailure=hop3-recover@%n.service",
         "",
         "[Service]",
         "Type=simple",
@@ -156,6 +159,7 @@ class Swap:
     # -- units ---------------------------------------------------------------
 
     def write_units(self, spec):
+        self.units_changed |= write_recover_template(UNIT_DIR, write_file)
         for process in spec["processes"]:
             path = os.path.join(UNIT_DIR, unit_name(self.paths.app, process))
             self.units_changed |= write_file(path, unit_text(self.paths, process, spec))
