@@ -39,6 +39,7 @@ options:
 author: Hop3
 """
 
+TRANSIENT = ("activating", "deactivating", "reloading")
 PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "ConditionResult")
 
 
@@ -113,29 +114,42 @@ def fail_unit(unit, verb, said, lines):
 
 
 def settled(unit, seconds):
-    """The unit's ActiveState once it has left "activating" (or the time is up)."""
+    """The unit's ActiveState and Result once it has left the transient states
+    (activating, deactivating, reloading), or when the time is up."""
     deadline = time.monotonic() + seconds
     while True:
-        state = systemctl("show", "--property=ActiveState", "--value", "--", unit).stdout.strip()
-        if state not in ("activating", "reloading") or time.monotonic() >= deadline:
-            return state
-        time.sleep(0.2)
+        proc = systemctl("show", "--property=ActiveState,Result", "--", unit)
+        props = dict(line.partition("=")[::2] for line in proc.stdout.splitlines())
+        state = props.get("ActiveState", "")
+        if state not in TRANSIENT or time.monotonic() >= deadline:
+            return state, props.get("Result", "")
+        time.sleep(0.5)
 
 
 def act(unit, verb, state, params):
-    """Start, restart or reload one unit; raise UnitError (with its journal) on failure."""
-    proc = systemctl(verb, "--", unit)
-    if proc.returncode != 0:
-        fail_unit(unit, verb, proc.stderr.strip().splitlines()[0] if proc.stderr else "",
-                  params["journal_lines"])  # fmt: skip
+    """Start, restart or reload one unit; raise UnitError (with its journal) on failure.
+
+    systemctl can fail without the unit failing: on a busy host its D-Bus call
+    to PID 1 times out (25 s) while the job goes on. So a failed call is judged
+    by the unit's own state once it settles, and a unit that did not fail gets
+    the call once more."""
     if verb == "reload":
+        proc = systemctl(verb, "--", unit)
+        if proc.returncode != 0:
+            fail_unit(unit, verb, proc.stderr.strip(), params["journal_lines"])
         return True
-    after = settled(unit, params["settle_seconds"])
-    if after == "active":
-        return True
-    if after in ("inactive", "") and skipped_by_condition(show([unit])[unit]):
-        return not skipped_by_condition(state)
-    fail_unit(unit, verb, f"it is {after} after the start", params["journal_lines"])
+    said = ""
+    for _ in range(2):
+        proc = systemctl(verb, "--", unit)
+        after, result = settled(unit, params["settle_seconds"] if proc.returncode == 0 else 90)
+        if after == "active":
+            return True
+        if after in ("inactive", "") and skipped_by_condition(show([unit])[unit]):
+            return not skipped_by_condition(state)
+        said = proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else f"it is {after}"
+        if result not in ("", "success"):
+            break  # the unit itself failed: another try would only repeat it
+    fail_unit(unit, verb, said, params["journal_lines"])
     return True
 
 
