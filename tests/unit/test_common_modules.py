@@ -53,8 +53,8 @@ def layout(tmp_path: Path) -> list[dict]:
 def test_files_converge_then_change_nothing(tmp_path):
     (tmp_path / "old").write_text("x")
     first = run_files(layout(tmp_path))
-    assert first["changed"] and first["changed_tags"] == ["nginx", "old"]
-    assert len(first["changed_paths"]) == 5
+    assert first["changed"] and first["updated_tags"] == ["nginx", "old"]
+    assert len(first["updated_paths"]) == 5
     srv = tmp_path / "srv"
     assert oct(srv.stat().st_mode & 0o777) == "0o750"
     assert (srv / "a.conf").read_text() == "a = 1\n"
@@ -62,7 +62,7 @@ def test_files_converge_then_change_nothing(tmp_path):
     assert oct((srv / "log").stat().st_mode & 0o777) == "0o640"
     assert not (tmp_path / "old").exists()
     second = run_files(layout(tmp_path))
-    assert second == {**second, "changed": False, "changed_paths": [], "changed_tags": []}
+    assert second == {**second, "changed": False, "updated_paths": [], "updated_tags": []}
 
 
 def test_touch_keeps_content_and_fixes_mode(tmp_path):
@@ -79,7 +79,7 @@ def test_only_a_changed_file_reports_its_tag(tmp_path):
     entries = layout(tmp_path)
     entries[1]["content"] = "a = 2\n"
     result = run_files(entries)
-    assert result["changed_paths"] == [entries[1]["path"]] and result["changed_tags"] == ["nginx"]
+    assert result["updated_paths"] == [entries[1]["path"]] and result["updated_tags"] == ["nginx"]
 
 
 def test_a_file_that_fails_its_check_never_replaces_the_old_one(tmp_path):
@@ -121,6 +121,7 @@ ActiveState=active
 SubState=running
 UnitFileState=enabled
 ConditionResult=yes
+ConditionTimestampMonotonic=1200
 
 Id=systemd-timesyncd.service
 LoadState=loaded
@@ -128,14 +129,26 @@ ActiveState=inactive
 SubState=dead
 UnitFileState=enabled
 ConditionResult=no
+ConditionTimestampMonotonic=1300
+
+Id=hop3-firewall.service
+LoadState=loaded
+ActiveState=inactive
+SubState=dead
+UnitFileState=disabled
+ConditionResult=no
+ConditionTimestampMonotonic=0
 """
 
 
 def test_units_parse_systemctl_show_of_several_units(units):
     parsed = units.parse_show(SHOW)
-    assert [u["Id"] for u in parsed] == ["nginx.service", "systemd-timesyncd.service"]
+    assert [u["Id"] for u in parsed] == [
+        "nginx.service", "systemd-timesyncd.service", "hop3-firewall.service"]  # fmt: skip
     assert not units.skipped_by_condition(parsed[0])
     assert units.skipped_by_condition(parsed[1])
+    # Never started yet: its conditions were not checked, so it must be started.
+    assert not units.skipped_by_condition(parsed[2])
     assert units.needs_enable({"UnitFileState": "disabled"})
     assert not units.needs_enable({"UnitFileState": "static"})
 

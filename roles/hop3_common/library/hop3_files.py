@@ -210,7 +210,7 @@ def main():
         paths, tags = converge(module.params["files"], module.check_mode)
     except (EntryError, OSError) as err:
         module.fail_json(msg=f"Cannot converge the files: {err}.")
-    module.exit_json(changed=bool(paths), changed_paths=paths, changed_tags=tags)
+    module.exit_json(changed=bool(paths), updated_paths=paths, updated_tags=tags)
 
 
 if __name__ == "__main__":

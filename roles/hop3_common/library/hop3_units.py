@@ -40,7 +40,15 @@ author: Hop3
 """
 
 TRANSIENT = ("activating", "deactivating", "reloading")
-PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "ConditionResult")
+PROPERTIES = (
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "ConditionResult",
+    "ConditionTimestampMonotonic",
+)
 
 
 def systemctl(*args):
@@ -82,7 +90,10 @@ def needs_enable(state):
 
 
 def skipped_by_condition(state):
-    return state.get("ConditionResult") == "no"
+    """systemd checked the unit's conditions and they did not hold. A unit never
+    started also says ConditionResult=no, but has no condition timestamp."""
+    checked = state.get("ConditionTimestampMonotonic", "0") not in ("", "0")
+    return checked and state.get("ConditionResult") == "no"
 
 
 def diagnosis(unit, lines):
