@@ -117,7 +117,7 @@ def summary_of(status):
 def fail_unit(unit, verb, said, lines):
     status, journal = diagnosis(unit, lines)
     summary = summary_of(status)
-    msg = f"{unit} failed to {verb}" + (f": {said}" if said else "") + "."
+    msg = f"{unit} failed to {verb}" + (f": {said.rstrip('.')}" if said else "") + "."
     if summary:
         msg += f" {summary}."
     raise UnitError(msg, unit, f"$ systemctl status {unit}\n{status}\n"
