@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 
 import pytest
 
@@ -23,13 +24,17 @@ BUSY_SECONDS = 900
 BROKEN = "/etc/systemd/system/hop3-firewall.service.d/99-hop3-test-broken.conf"
 
 
+# A loop that ends by itself: killing timeout(1) would leave its child running.
+BUSY_LOOP = (
+    f"import time\nend = time.monotonic() + {BUSY_SECONDS}\nwhile time.monotonic() < end: pass"
+)
+
+
 @pytest.fixture(scope="module")
 def busy_machine():
-    """Busy loops, one per core, stopped at the end (and by timeout(1) anyway)."""
-    loops = [
-        subprocess.Popen(["timeout", str(BUSY_SECONDS), "sh", "-c", "while :; do :; done"])
-        for _ in range(os.cpu_count() or 2)
-    ]
+    """Busy loops, one per core, bounded in time and stopped at the end."""
+    cores = os.cpu_count() or 2
+    loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(cores)]
     yield
     for loop in loops:
         loop.kill()
