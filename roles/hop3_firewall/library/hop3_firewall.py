@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Hop3's firewall on one host: the rules, their guarded application, a report."""
 
+import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -8,7 +10,7 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -20,11 +22,15 @@ description:
     I(state_file) and returns the effective rules (SSH, web ports, inventory
     rules, then those), validated and in a stable order. C(allow) and C(deny)
     first add or remove O(rule) in I(state_file).
-  - C(apply) loads I(path) (an nft script that replaces only C(table inet hop3))
-    unless the live table is already the one loaded from this file. Before, it
-    arms a guard (a systemd timer, I(guard_seconds)) that restores the previous
-    table and file unless C(confirm) runs in time. C(confirm) cancels the guard;
-    it fails when the guard already fired.
+  - C(apply) writes O(content) to I(path) (an nft script that replaces only
+    C(table inet hop3)) when it differs, checked first with C(nft -c), and the
+    boot unit O(unit) to I(unit_path); then loads I(path) unless the live table
+    is already the one loaded from this file. Before, it arms a guard (a
+    systemd timer, I(guard_seconds)) that restores the previous table and
+    file unless C(confirm) runs in time. C(confirm) cancels the guard; it
+    fails when the guard already fired. The guard and C(confirm) take one
+    lock, so a rollback never runs half-way beside a confirmation. It also
+    reports whether the boot unit is enabled and active.
   - C(show) reports the rules of the applied file, whether the live table is
     the one loaded from it, the admin's rules and, with O(raw), the live table.
 options:
@@ -57,8 +63,12 @@ options:
     type: path
     default: /etc/hop3/firewall.json
   path: {description: The nft script of the table., type: path, default: /etc/hop3/firewall.nft}
-  backup: {description: The previous script (the template module's backup_file)., type: path}
-  changed: {description: Whether the script changed in this run., type: bool, default: false}
+  content: {description: The nft script to write to I(path) (apply)., type: str}
+  unit: {description: The systemd unit that loads I(path) at boot (apply)., type: str}
+  unit_path:
+    description: Where the unit goes.
+    type: path
+    default: /etc/systemd/system/hop3-firewall.service
   guard_seconds:
     description: Seconds before an unconfirmed change is undone (5 to 3600).
     type: int
@@ -70,14 +80,19 @@ author: Hop3
 TABLE = "inet hop3"
 RUN_DIR = "/run/hop3-firewall"
 GUARD_UNIT = "hop3-firewall-guard"
+BOOT_UNIT = "hop3-firewall.service"
+LOCK = "lock"
 NFT = "/usr/sbin/nft"
 HEADER = "# hop3-rules: "
 PROTOS = ("tcp", "udp")
 
 ROLLBACK_SCRIPT = """#!/bin/sh
 # Armed by Hop3 before it applied new firewall rules: unless Hop3 confirmed them
-# over a new SSH connection in time, restore the previous table and file.
+# over a new SSH connection in time, restore the previous table and file. The
+# lock is the one `confirm` takes: a rollback and a confirmation never overlap.
 dir={run_dir}
+exec 9>>"$dir/{lock}"
+flock 9
 [ -e "$dir/pending" ] || exit 0
 {nft} -f "$dir/rollback.nft" || {nft} delete table {table}
 if [ -e "$dir/previous.nft" ]; then cp "$dir/previous.nft" {path}; else rm -f {path}; fi
@@ -247,39 +262,108 @@ def write_file(path, content, mode=0o600):
 
 
 def cancel_guard():
-    """Stop the guard's timer; wait for a rollback already running to finish."""
+    """Stop the guard's timer; a rollback already running finishes first (it holds
+    the lock: the service of a fired timer is "active" while its script runs)."""
     systemctl("stop", f"{GUARD_UNIT}.timer")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = systemctl("is-active", f"{GUARD_UNIT}.service").stdout.strip()
-        if state not in ("activating", "deactivating", "reloading"):
-            break
-        time.sleep(0.2)
+    with guard_lock():
+        pass
     systemctl("reset-failed", f"{GUARD_UNIT}.timer", f"{GUARD_UNIT}.service")
+
+
+@contextlib.contextmanager
+def guard_lock():
+    """The lock the rollback script takes (flock): while it is held, no rollback runs."""
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(RUN_DIR, LOCK), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_rules(module, path, content):
+    """Write CONTENT to PATH when it differs, checked by nft -c first; the old
+    file's copy (for the rollback guard), or None when there was none."""
+    fd, tmp = tempfile.mkstemp(prefix=".hop3-firewall-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.chmod(tmp, 0o640)
+        check = nft("-c", "-f", tmp)
+        if check.returncode != 0:
+            module.fail_json(msg="The new firewall rules do not pass `nft -c`; nothing changed.",
+                             output_tail=check.stderr)  # fmt: skip
+        previous = None
+        if os.path.exists(path):
+            previous = tmp + ".previous"
+            shutil.copyfile(path, previous)
+        os.replace(tmp, path)
+        return previous
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_unit(path, content):
+    """Write the boot unit when it differs; whether it did."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == content:
+                return False
+    except FileNotFoundError:
+        pass
+    write_file(path + ".tmp", content, 0o644)
+    os.replace(path + ".tmp", path)
+    return True
+
+
+def unit_state():
+    """Whether the boot unit is enabled and active (one systemctl call)."""
+    proc = systemctl("show", "--property=UnitFileState,ActiveState", "--", BOOT_UNIT)
+    props = dict(line.partition("=")[::2] for line in proc.stdout.splitlines() if "=" in line)
+    return props.get("UnitFileState") == "enabled", props.get("ActiveState") == "active"
+
+
+def file_differs(path, content):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read() != content
+    except FileNotFoundError:
+        return True
 
 
 def apply(module):
     p = module.params
     path = p["path"]
-    if not p["changed"] and in_sync(path):
-        return {"changed": False, "applied": False}
+    result = {"changed": False, "applied": False, "unit_changed": False}
+    if p["unit"] is not None and file_differs(p["unit_path"], p["unit"]):
+        result.update(changed=True, unit_changed=True)
+        if not module.check_mode:
+            write_unit(p["unit_path"], p["unit"])
+    changed = p["content"] is not None and file_differs(path, p["content"])
+    if not changed and in_sync(path):
+        result["unit_enabled"], result["unit_active"] = unit_state()
+        return result
     if module.check_mode:
-        return {"changed": True, "applied": False}
+        return {**result, "changed": True}
+    require_nft(module)
+    backup = write_rules(module, path, p["content"]) if changed else None
     os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
     cancel_guard()  # a guard left by an interrupted run: this run decides now
     listing = live_table()
     write_file(os.path.join(RUN_DIR, "rollback.nft"),
                f"table {TABLE}\ndelete table {TABLE}\n{listing}")  # fmt: skip
     previous = os.path.join(RUN_DIR, "previous.nft")
-    if p["backup"] and os.path.exists(p["backup"]):
-        shutil.move(p["backup"], previous)
-    elif not p["changed"] and os.path.exists(path):
+    if backup:
+        shutil.move(backup, previous)
+    elif not changed and os.path.exists(path):
         shutil.copyfile(path, previous)
     elif os.path.exists(previous):
         os.unlink(previous)
     script = os.path.join(RUN_DIR, "rollback.sh")
     content = ROLLBACK_SCRIPT.format(
-        run_dir=shlex.quote(RUN_DIR), nft=NFT, table=TABLE, path=shlex.quote(path)
+        run_dir=shlex.quote(RUN_DIR), nft=NFT, table=TABLE, path=shlex.quote(path), lock=LOCK
     )
     write_file(script, content, 0o700)
     write_file(os.path.join(RUN_DIR, "pending"), "")
@@ -300,7 +384,22 @@ def apply(module):
         module.fail_json(msg="nft could not load the new rules; the previous ones stay",
                          output_tail=loaded.stderr)  # fmt: skip
     write_file(os.path.join(RUN_DIR, "applied"), record_of(file_digest(path), live_table()))
-    return {"changed": True, "applied": True, "guard_seconds": p["guard_seconds"]}
+    result.update(changed=True, applied=True, guard_seconds=p["guard_seconds"])
+    result["unit_enabled"], result["unit_active"] = unit_state()
+    return result
+
+
+def require_nft(module):
+    """Fail with the fix when this host does not let Hop3 manage nftables."""
+    probe = nft("list", "tables")
+    if probe.returncode != 0:
+        reason = (probe.stderr.strip() or "no output").splitlines()[-1]
+        module.fail_json(
+            msg="This host does not let Hop3 manage its firewall: `nft list tables` failed "
+            f"({reason})."
+            " A container needs the CAP_NET_ADMIN capability (sandbox hosts booted by an "
+            "older Hop3 get it with `hop sandbox up --fresh`)."
+        )
 
 
 def restore_now(script):
@@ -312,6 +411,11 @@ def confirm(module):
     if module.check_mode:
         return {"changed": os.path.exists(pending)}
     cancel_guard()
+    with guard_lock():
+        return confirm_locked(module, pending)
+
+
+def confirm_locked(module, pending):
     if not os.path.exists(pending):
         module.fail_json(
             msg="The firewall's rollback guard fired before the new rules were confirmed: "
@@ -340,8 +444,9 @@ def main():
             "rules": {"type": "list", "elements": "dict", "default": []},
             "state_file": {"type": "path", "default": "/etc/hop3/firewall.json"},
             "path": {"type": "path", "default": "/etc/hop3/firewall.nft"},
-            "backup": {"type": "path"},
-            "changed": {"type": "bool", "default": False},
+            "content": {"type": "str"},
+            "unit": {"type": "str"},
+            "unit_path": {"type": "path", "default": "/etc/systemd/system/hop3-firewall.service"},
             "guard_seconds": {"type": "int", "default": 60},
             "raw": {"type": "bool", "default": False},
         },
@@ -366,16 +471,8 @@ def main():
     except RuleError as err:
         module.fail_json(msg=f"Invalid firewall settings: {err}.")
     if state != "show" and os.path.exists(NFT):
-        probe = nft("list", "tables")
-        if probe.returncode != 0:
-            reason = (probe.stderr.strip() or "no output").splitlines()[-1]
-            module.fail_json(
-                msg="This host does not let Hop3 manage its firewall: `nft list tables` failed "
-                f"({reason})."
-                " A container needs the CAP_NET_ADMIN capability (sandbox hosts booted by an "
-                "older Hop3 get it with `hop sandbox up --fresh`)."
-            )
-    result = {"changed": False}
+        require_nft(module)
+    result = {"changed": False, "installed": os.path.exists(NFT)}
     if state != "show":
         for directory in {os.path.dirname(p["state_file"]), os.path.dirname(p["path"])}:
             if not os.path.isdir(directory):
