@@ -11,45 +11,40 @@ Two defences:
   run's cancel callback then sends SIGTERM to the run's processes (the
   descendants of hop and the members of their sessions), and SIGKILL to
   those left after ``GRACE_SECONDS``.
-- ansible-playbook is started through a shim (``write_shim``) that asks the
-  kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG) and restores the
-  default SIGHUP: if hop is SIGKILLed, ansible-playbook gets SIGTERM and its
-  workers and ssh clients the pty's hangup.
+- ansible-playbook is started through a shim (``write_shim``, ``guard``)
+  that stays its parent and asks the kernel for SIGTERM when hop dies
+  (PR_SET_PDEATHSIG): if hop is SIGKILLed, the shim ends the run's whole
+  process tree the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 GRACE_SECONDS = 3.0
+PR_SET_PDEATHSIG = 1
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 _SHIM = """#!{python}
-# Written by hop (hop3/interrupt.py): ansible-playbook ends when hop dies.
-import ctypes, os, signal, sys
-PR_SET_PDEATHSIG = 1
-parent = {parent}
-try:
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-except (OSError, AttributeError):
-    pass
-signal.signal(signal.SIGHUP, signal.SIG_DFL)
-if os.getppid() != parent:
-    sys.exit(143)
-os.execv({real!r}, [{real!r}] + sys.argv[1:])
+# Written by hop (hop3/interrupt.py): ansible-playbook ends when hop does.
+import sys
+from hop3.interrupt import guard
+sys.exit(guard({parent}, {real!r}, sys.argv[1:]))
 """
 
 
 def write_shim(bin_dir: Path, path: str) -> Path | None:
     """An ``ansible-playbook`` in ``bin_dir`` that runs the real one (found on
-    ``path``) with PR_SET_PDEATHSIG; None when there is no real one."""
+    ``path``) under ``guard``; None when there is no real one."""
     real = shutil.which("ansible-playbook", path=path)
     if real is None or not sys.platform.startswith("linux"):
         return None
@@ -58,6 +53,31 @@ def write_shim(bin_dir: Path, path: str) -> Path | None:
     shim.write_text(_SHIM.format(python=sys.executable, parent=os.getpid(), real=real))
     shim.chmod(0o700)
     return shim
+
+
+def guard(parent: int, real: str, args: list[str]) -> int:
+    """Run ansible-playbook as a child and stay beside it: when hop (``parent``)
+    dies, the kernel sends this process SIGTERM (PR_SET_PDEATHSIG); on that,
+    SIGINT or SIGHUP, it ends the whole run (ansible-playbook, its workers,
+    their ssh clients, whatever session they made) and exits 128 + signal."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        return 128 + signal.SIGTERM  # hop died before the prctl: nothing to run for
+
+    def stop(signum: int, frame: object) -> None:
+        terminate_runs()
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
+    child = subprocess.Popen([real, *args], restore_signals=True)
+    while True:
+        try:
+            code = child.wait()
+        except InterruptedError:
+            continue
+        return 128 - code if code < 0 else code
 
 
 # ---------------------------------------------------------------------------

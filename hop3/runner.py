@@ -47,7 +47,7 @@ _EXPLAINING_WARNINGS = ("inventory", "unable to parse", "host pattern")
 # records "ok"; hosts that failed are recorded by the runner afterwards.
 AUDITED_PLAYBOOKS = frozenset(
     {"setup", "deploy", "destroy", "config", "app-state", "pg", "redis", "backup", "restore",
-     "firewall", "mariadb"}
+     "firewall", "mariadb", "unlock"}
 )  # fmt: skip
 AUDITED_VERBS = frozenset(
     {"setup", "deploy", "destroy", "start", "stop", "restart", "ps:scale", "rollback",
@@ -56,7 +56,7 @@ AUDITED_VERBS = frozenset(
      "redis:create", "redis:destroy", "redis:link", "redis:unlink",
      "mariadb:create", "mariadb:destroy", "mariadb:link", "mariadb:unlink",
      "backup", "restore", "backup:schedule", "backup:unschedule", "backup:init", "backup:key",
-     "firewall:allow", "firewall:deny", "catalog:install", "catalog:upgrade"}
+     "firewall:allow", "firewall:deny", "catalog:install", "catalog:upgrade", "unlock"}
 )  # fmt: skip
 # Read-only actions of those playbooks (hop3_<x>_action), e.g. backup:key without a key file.
 READ_ONLY_ACTIONS = frozenset({"show", "list", "info", "key", "snapshots", "check"})
@@ -394,8 +394,8 @@ def failure_hint(res: dict, message: str, unreachable: bool, data: dict, run_dir
 
 
 def run_status(runner_status: str, rc: int, stats: dict[str, HostStats]) -> str:
-    if runner_status == "canceled":
-        return "canceled"
+    if runner_status in ("canceled", "interrupted"):
+        return runner_status
     if rc == 0 and runner_status == "successful":
         return "successful"
     if any(s.failed for s in stats.values()):
