@@ -17,11 +17,18 @@ last renewal, and is renewed only by code that is running for its holder:
   takes, and no other run can start changing the app while this one still
   does, even if its controller is gone: the module finishes (or fails), and
   the renewals stop with its process.
-- Between module calls the controller is quick (set_fact, the vhost
-  template: seconds); each module call renews the lease when it starts and
-  when it ends, so the gap to cover is one step of the playbook.
+- Between module calls (the vhost tasks of role hop3_proxy took 24 s under
+  load), a module that ends without releasing the lock leaves a detached
+  keeper process that renews the lease while the run's link to its
+  controller lives: the Mitogen context the module was forked from, or the
+  sshd session it ran under (``run_anchor``); for at most 10 min, and only
+  while the lease still carries the run's token. The next module call of
+  the run renews it itself; tasks/unlock.yml removes the record, and the
+  keeper stops at its next renewal.
 - A controller that was SIGKILLed, or lost its SSH link, starts no more
-  module calls: the lease runs out ``timeout`` seconds after the last
+  module calls and its Mitogen context exits (without Mitogen, the sshd
+  session ends when the SSH master's ControlPersist, 60 s, runs out): the
+  keeper stops, the lease runs out ``timeout`` seconds after the last
   renewal, and the next run takes it over. That run (or `hop deploy`'s
   recovery after an interrupt, playbooks/app-recover.yml) then removes what
   the dead run left half-done: releases never switched to and instances not
@@ -47,6 +54,7 @@ import time
 LOCKS_DIR = "/srv/hop3/locks"
 POLL_SECONDS = 0.5
 DEFAULT_TIMEOUT = 45
+KEEPER_LIFETIME = 600
 TOKEN_CHARS = string.ascii_letters + string.digits
 
 
@@ -170,8 +178,9 @@ class AppLock:
                 raise LockBusy(self.app, current, operation, time.monotonic() - started, timeout)
             time.sleep(self.poll)
 
-    def renew(self, token):
-        """Check the run still holds the lock and mark it active now."""
+    def renew(self, token, keeper=False):
+        """Check the run still holds the lock and mark it active now (``keeper``:
+        by the detached keeper between module calls, which records no pid)."""
         with self._guarded():
             current = self.holder()
             if not current or current.get("token") != token:
@@ -182,7 +191,8 @@ class AppLock:
                     "operation again." % (self.app, why)
                 )
             current["renewed"] = time.time()
-            current["pid"] = os.getpid()
+            if not keeper:
+                current["pid"] = os.getpid()
             self._write(current)
 
     def remove(self):
@@ -281,6 +291,11 @@ class ModuleLock:
             self._renewer.stop()
         if self.token and ((ok and self.options.get("release")) or (not ok and self.taken_here)):
             self.report["released"] = self.lock.release(self.token)
+        elif self.token and ok:
+            # The run goes on (the vhost, the next module): keep the lease
+            # while the connection of its controller lives.
+            timeout = self.options.get("timeout") or DEFAULT_TIMEOUT
+            spawn_keeper(self.lock, self.token, max(1.0, timeout / 4.0), run_anchor())
 
 
 def run_locked(module, app, work):
@@ -324,6 +339,78 @@ class Renewer(threading.Thread):
 
     def stop(self):
         self._stopped.set()
+
+
+def run_anchor():
+    """The process on this host that lives as long as the controller's link
+    does: the Mitogen context the module was forked from, or else the sshd
+    session it runs under. None when there is neither (a local run)."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                cmdline = handle.read()
+            with open("/proc/%d/stat" % pid, "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            return None
+        comm = stat[stat.find(b"(") + 1 : stat.rfind(b")")]
+        if b"mitogen" in cmdline or comm.startswith(b"sshd"):
+            return pid
+        pid = int(stat[stat.rfind(b")") + 2 :].split()[1])
+    return None
+
+
+def spawn_keeper(lock, token, interval, anchor, lifetime=KEEPER_LIFETIME):
+    """Renew the lease from a detached process (between this module call and
+    the run's next one) while ``anchor`` lives, the lease is still this run's
+    and for at most ``lifetime`` seconds. Returns its pid (None: no anchor)."""
+    if anchor is None:
+        return None
+    first = os.fork()
+    if first:
+        os.waitpid(first, 0)
+        return first
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        _detach()
+        keep(lock, token, interval, anchor, lifetime)
+    finally:
+        os._exit(0)
+
+
+def _detach():
+    """Let go of the module's stdout/stderr: sshd and Mitogen wait for them to close."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, 1024)
+
+
+def keep(lock, token, interval, anchor, lifetime):
+    deadline = time.monotonic() + lifetime
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        if not _alive(anchor):
+            return
+        try:
+            lock.renew(token, keeper=True)
+        except LockLost:
+            return
+        except OSError:
+            continue
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def holder_alive(record):
