@@ -31,6 +31,7 @@ author: Hop3
 import os
 import re
 import shutil
+import signal
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.hop3_app_host import (
@@ -71,6 +72,23 @@ def app_units(app):
     return units
 
 
+def kill_processes_in(folder):
+    """SIGKILL the processes working in ``folder`` (a build command of a dead run)."""
+    folder = os.path.realpath(folder)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink("/proc/%s/cwd" % entry)
+        except OSError:
+            continue
+        if cwd == folder or cwd.startswith(folder + "/"):
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def clean_orphans(paths, state):
     """Stop instances state.json does not record, drop releases never switched
     to, remove release directories it does not know. Return what was removed."""
@@ -96,6 +114,7 @@ def clean_orphans(paths, state):
     if os.path.isdir(paths.releases):
         for name in sorted(os.listdir(paths.releases)):
             if name not in known:
+                kill_processes_in(paths.release(name))
                 shutil.rmtree(paths.release(name), ignore_errors=True)
                 if name not in removed:
                     removed.append(name)
