@@ -22,25 +22,25 @@ description:
     serves.
 options:
   app: {description: App name., type: str, required: true}
-  action: {description: What to do., type: str, choices: [take, show, remove, recover], default: take}
-  run: {description: "C(recover): the interrupted run whose lock may be taken over.", type: str, default: ""}
-  lock: {description: "As the other hop3_app modules' C(lock) option (C(take), C(recover)).", type: dict}
+  action:
+    description: What to do.
+    type: str
+    choices: [take, show, remove, recover]
+    default: take
+  run:
+    description: "C(recover): the interrupted run whose lock may be taken over."
+    type: str
+    default: ""
+  lock:
+    description: "As the other hop3_app modules' C(lock) option (C(take), C(recover))."
+    type: dict
 author: Hop3
 """
 
 import os
-import re
-import shutil
-import signal
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hop3_app_host import (
-    AppPaths,
-    load_state,
-    release_ports,
-    save_state,
-    systemctl,
-)
+from ansible.module_utils.hop3_app_host import AppPaths, load_state, save_state
 from ansible.module_utils.hop3_app_lock import (
     LOCK_OPTION,
     AppLock,
@@ -48,77 +48,13 @@ from ansible.module_utils.hop3_app_lock import (
     LockLost,
     ModuleLock,
 )
-
-_UNIT_RE = re.compile(r"^hop3-(?P<app>.+)-(?P<process>[^-@]+)@(?P<instance>.+)\.service$")
-
+from ansible.module_utils.hop3_app_orphans import clean_orphans
 
 def public(record):
     """A lock record without its token (whoever reads it must not be able to use it)."""
     if not record:
         return None
     return {k: v for k, v in record.items() if k != "token"}
-
-
-def app_units(app):
-    """The instance units (hop3-APP-PROCESS@ID.service) systemd knows for the app."""
-    proc = systemctl("list-units", "--all", "--plain", "--no-legend", "--type=service",
-                     "hop3-%s-*@*.service" % app, check=False)  # fmt: skip
-    units = []
-    for line in proc.stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        match = _UNIT_RE.match(name)
-        if match and match.group("app") == app:
-            units.append((name, match.group("process"), match.group("instance")))
-    return units
-
-
-def kill_processes_in(folder):
-    """SIGKILL the processes working in ``folder`` (a build command of a dead run)."""
-    folder = os.path.realpath(folder)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cwd = os.readlink("/proc/%s/cwd" % entry)
-        except OSError:
-            continue
-        if cwd == folder or cwd.startswith(folder + "/"):
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def clean_orphans(paths, state):
-    """Stop instances state.json does not record, drop releases never switched
-    to, remove release directories it does not know. Return what was removed."""
-    recorded = {(process, i["id"]) for process, group in (state.get("instances") or {}).items()
-                for i in group}  # fmt: skip
-    stopped = []
-    for unit, process, instance in app_units(paths.app):
-        if (process, instance) not in recorded:
-            systemctl("disable", "--now", unit, check=False)
-            systemctl("reset-failed", unit, check=False)
-            stopped.append(unit)
-            number = instance.rsplit("-", 1)[-1]
-            if process == "web" and number.isdigit():
-                release_ports(paths.app, [int(number)])
-    in_use = {i["release"] for group in (state.get("instances") or {}).values() for i in group}
-    removed = []
-    for release in list(state.get("releases") or []):
-        if release.get("status") == "built" and release["id"] != state.get("current") and \
-                release["id"] not in in_use:  # fmt: skip
-            state["releases"].remove(release)
-            removed.append(release["id"])
-    known = {r["id"] for r in state.get("releases") or []}
-    if os.path.isdir(paths.releases):
-        for name in sorted(os.listdir(paths.releases)):
-            if name not in known:
-                kill_processes_in(paths.release(name))
-                shutil.rmtree(paths.release(name), ignore_errors=True)
-                if name not in removed:
-                    removed.append(name)
-    return stopped, removed
 
 
 def recover(module, paths):

@@ -263,6 +263,8 @@ class ModuleLock:
         self.token = self.report["token"]
         self.taken_here = True
         self.keep_renewed()
+        if self.report.get("took_over"):
+            self.report["cleaned"] = clean_after_takeover(self.lock.app)
 
     def keep_renewed(self, interval=None):
         """Renew the lease from a background thread until finish()."""
@@ -339,6 +341,16 @@ class Renewer(threading.Thread):
 
     def stop(self):
         self._stopped.set()
+
+
+def clean_after_takeover(app):
+    """The run whose stale lock this one took died mid-operation: remove what
+    it left half-done before changing anything (module_utils/hop3_app_orphans)."""
+    try:
+        from ansible.module_utils.hop3_app_orphans import clean_app
+    except ImportError:  # unit tests load this file alone
+        return None
+    return clean_app(app)
 
 
 def run_anchor():
