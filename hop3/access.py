@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[int, bool]] = {
     "rollback": (DEPLOYER, True),
     "run": (DEPLOYER, True),
     "destroy": (ADMIN, True),
+    "unlock": (ADMIN, True),
     "users:add": (ADMIN, False),
     "users:set": (ADMIN, False),
     "users:remove": (ADMIN, False),

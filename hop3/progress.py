@@ -9,7 +9,8 @@ with a one-line recap per host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -65,6 +66,9 @@ class Display:
     def recap(self, stats: Mapping[str, Counts]) -> None:
         pass
 
+    def timings(self, timings: Sequence[tuple[str, float]]) -> None:
+        pass
+
 
 class _Recapping(Display):
     def __init__(self, console: Console):
@@ -74,6 +78,14 @@ class _Recapping(Display):
         width = max((len(host) for host in stats), default=0)
         for host, counts in stats.items():
             self.console.print(recap_line(host, counts, width), soft_wrap=True, highlight=False)
+
+    def timings(self, timings: Sequence[tuple[str, float]]) -> None:
+        """Seconds per task, slowest first (``-v``)."""
+        if not timings:
+            return
+        self.console.print(Text("Timings (s, slowest host per task):", style="bold"))
+        for line in timing_lines(timings):
+            self.console.print(Text(line), soft_wrap=True, highlight=False)
 
 
 class PlainDisplay(_Recapping):
@@ -100,12 +112,14 @@ class LiveDisplay(_Recapping):
         self.title = title
         self.task = "starting"
         self.stats: dict[str, Counts] = {}
+        self.started = time.monotonic()
         self._spinner = Spinner("dots", style="cyan")
         self._live = Live(
             console=console, refresh_per_second=8, transient=True, get_renderable=self._render
         )
 
     def start(self) -> None:
+        self.started = time.monotonic()
         self._live.start()
 
     def stop(self) -> None:
@@ -119,7 +133,10 @@ class LiveDisplay(_Recapping):
 
     def _render(self) -> RenderableType:
         header = Table.grid(padding=(0, 1))
-        header.add_row(self._spinner, Text(self.title, style="bold"), Text(self.task, style="dim"))
+        elapsed = Text(format_elapsed(time.monotonic() - self.started), style="cyan")
+        header.add_row(
+            self._spinner, Text(self.title, style="bold"), elapsed, Text(self.task, style="dim")
+        )
         return Group(header, hosts_table(self.stats))
 
 
@@ -143,6 +160,15 @@ def hosts_table(stats: Mapping[str, Counts], max_rows: int = MAX_LIVE_ROWS) -> T
     if len(hosts) > max_rows:
         table.add_row(Text(f"… and {len(hosts) - max_rows} more hosts", style="dim"))
     return table
+
+
+def format_elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+def timing_lines(timings: Sequence[tuple[str, float]]) -> list[str]:
+    return [f"{seconds:7.2f}  {task}" for task, seconds in timings]
 
 
 def host_style(counts: Counts) -> str:

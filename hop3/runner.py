@@ -27,7 +27,7 @@ from typing import Any
 import ansible_runner
 from ansible_runner.exceptions import AnsibleRunnerException
 
-from hop3 import auditlog, history, paths, resources
+from hop3 import auditlog, history, interrupt, paths, resources
 from hop3.errors import HopError
 from hop3.progress import Display, make_display
 
@@ -47,7 +47,7 @@ _EXPLAINING_WARNINGS = ("inventory", "unable to parse", "host pattern")
 # records "ok"; hosts that failed are recorded by the runner afterwards.
 AUDITED_PLAYBOOKS = frozenset(
     {"setup", "deploy", "destroy", "config", "app-state", "pg", "redis", "backup", "restore",
-     "firewall", "mariadb"}
+     "firewall", "mariadb", "unlock"}
 )  # fmt: skip
 AUDITED_VERBS = frozenset(
     {"setup", "deploy", "destroy", "start", "stop", "restart", "ps:scale", "rollback",
@@ -56,7 +56,7 @@ AUDITED_VERBS = frozenset(
      "redis:create", "redis:destroy", "redis:link", "redis:unlink",
      "mariadb:create", "mariadb:destroy", "mariadb:link", "mariadb:unlink",
      "backup", "restore", "backup:schedule", "backup:unschedule", "backup:init", "backup:key",
-     "firewall:allow", "firewall:deny", "catalog:install", "catalog:upgrade"}
+     "firewall:allow", "firewall:deny", "catalog:install", "catalog:upgrade", "unlock"}
 )  # fmt: skip
 # Read-only actions of those playbooks (hop3_<x>_action), e.g. backup:key without a key file.
 READ_ONLY_ACTIONS = frozenset({"show", "list", "info", "key", "snapshots", "check"})
@@ -113,7 +113,7 @@ class HostFailure:
 class RunResult:
     verb: str
     target: str
-    status: str  # "successful" | "failed" | "unreachable" | "canceled"
+    status: str  # "successful" | "failed" | "unreachable" | "canceled" | "interrupted"
     rc: int
     duration: float
     started: str  # ISO 8601 UTC
@@ -121,6 +121,8 @@ class RunResult:
     stats: dict[str, HostStats] = field(default_factory=dict)
     failures: list[HostFailure] = field(default_factory=list)
     reports: dict[str, dict] = field(default_factory=dict)
+    timings: list[tuple[str, float]] = field(default_factory=list)  # (task, seconds)
+    signal: str | None = None  # SIGINT or SIGTERM when hop was interrupted
 
     @property
     def ok(self) -> bool:
@@ -158,6 +160,7 @@ class EventCollector:
         self.final_stats = False
         self.output: deque[str] = deque(maxlen=200)  # clean stdout lines, for early errors
         self._failures: dict[str, HostFailure] = {}  # last failure per host
+        self.timings: dict[str, float] = {}  # task → longest host result, in seconds
 
     def handle(self, event: dict) -> None:
         kind = event.get("event", "")
@@ -167,7 +170,9 @@ class EventCollector:
             self.started = True
         elif kind == "playbook_on_task_start":
             self.current_task = task_label(data)
-        elif kind == "runner_on_ok":
+        if kind.startswith("runner_on_") and kind != "runner_on_start":
+            self._time(data)
+        if kind == "runner_on_ok":
             self._on_ok(data)
         elif kind == "runner_on_failed":
             self._on_failed(data)
@@ -221,6 +226,18 @@ class EventCollector:
     def _host(self, data: dict) -> HostStats:
         host = data.get("host") or "?"
         return self.stats.setdefault(host, HostStats())
+
+    def _time(self, data: dict) -> None:
+        """Per-task seconds from the event's duration (or its start and end times)."""
+        seconds = data.get("duration")
+        if not isinstance(seconds, int | float):
+            try:
+                start = datetime.fromisoformat(str(data["start"]))
+                seconds = (datetime.fromisoformat(str(data["end"])) - start).total_seconds()
+            except (KeyError, ValueError):
+                return
+        label = task_label(data) or self.current_task or "?"
+        self.timings[label] = max(self.timings.get(label, 0.0), float(seconds))
 
     def _on_ok(self, data: dict) -> None:
         stats = self._host(data)
@@ -377,8 +394,8 @@ def failure_hint(res: dict, message: str, unreachable: bool, data: dict, run_dir
 
 
 def run_status(runner_status: str, rc: int, stats: dict[str, HostStats]) -> str:
-    if runner_status == "canceled":
-        return "canceled"
+    if runner_status in ("canceled", "interrupted"):
+        return runner_status
     if rc == 0 and runner_status == "successful":
         return "successful"
     if any(s.failed for s in stats.values()):
@@ -576,14 +593,25 @@ def run_playbook(
         if extravars:
             extravars_file = write_extravars(run_dir, extravars)
             cmdline += ["-e", f"@{extravars_file}"]
-        with display:
+        envvars = ansible_env(run_dir, color=color)
+        shim = interrupt.write_shim(
+            run_dir / "bin", envvars.get("PATH", os.environ.get("PATH", ""))
+        )
+        if shim is not None:
+            envvars["PATH"] = os.pathsep.join(
+                [str(shim.parent), envvars.get("PATH", os.environ.get("PATH", ""))]
+            )
+        with display, interrupt.Interrupts() as interrupts:
             runner = _run_ansible(
                 private_data_dir=str(run_dir),
                 ident="job",
                 playbook=str(playbook),
                 inventory=str(inventory),
                 limit=limit or None,  # "--limit ''" would match nothing
-                envvars=ansible_env(run_dir, color=color),
+                envvars=envvars,
+                cancel_callback=interrupts.cancel,
+                # How often ansible-runner asks cancel_callback when Ansible prints nothing.
+                settings={"pexpect_timeout": 0.5},
                 cmdline=shlex.join(cmdline) if cmdline else None,
                 suppress_env_files=True,
                 quiet=True,
@@ -599,16 +627,20 @@ def run_playbook(
     if handler_errors:
         raise handler_errors[0]
     display.recap(collector.stats)
+    if verbose:
+        display.timings(sorted(collector.timings.items(), key=lambda item: -item[1]))
 
     runner_status = str(runner.status or (statuses[-1] if statuses else "failed"))
     rc = runner.rc if isinstance(runner.rc, int) else -1
-    if not collector.started and runner_status != "canceled":
+    if interrupts.signum is not None:
+        runner_status = "interrupted"
+    if not collector.started and runner_status not in ("canceled", "interrupted"):
         raise HopError(
             f"Ansible stopped before running the {verb} playbook:\n{collector.error_text()}",
             hint=f"The run's files are in {run_dir}.",
         )
     failures = collector.failures()
-    if rc != 0 and runner_status != "canceled" and not failures:
+    if rc != 0 and runner_status not in ("canceled", "interrupted") and not failures:
         failures.append(_crash_failure(collector, runner_status, rc, run_dir))
     result = RunResult(
         verb=verb,
@@ -621,12 +653,74 @@ def run_playbook(
         stats=collector.stats,
         failures=failures,
         reports=collector.reports,
+        timings=list(collector.timings.items()),
+        signal=interrupts.name if interrupts.signum is not None else None,
     )
     if record:
         history.record(result)
+    if result.status == "interrupted":
+        raise interrupted_error(result, name, inventory, extravars or {}, run_dir)
     if audit is not None and not result.ok and result.status != "canceled":
         record_failures(result, audit, inventory)
     return result
+
+
+# Playbooks of one app whose interruption may leave it half-changed.
+RECOVERED_PLAYBOOKS = frozenset({"deploy", "app-state", "config", "restore"})
+
+
+def interrupted_error(
+    result: RunResult, playbook: str, inventory: Path, extravars: dict, run_dir: Path
+) -> HopError:
+    """What to say after an interrupted run: for an app, ask its hosts (and clean up)."""
+    code = interrupt.exit_code(result.signal)
+    app = extravars.get("hop3_app_name")
+    lines = [f"{result.verb} was interrupted ({result.signal}); ansible-playbook was stopped."]
+    if playbook in RECOVERED_PLAYBOOKS and isinstance(app, str) and app:
+        lines += recovery_lines(app, result, inventory, run_dir)
+    return HopError("\n".join(lines), hint=f"The run's files are in {run_dir}.", exit_code=code)
+
+
+def recovery_lines(app: str, result: RunResult, inventory: Path, run_dir: Path) -> list[str]:
+    """Run app-recover on the hosts of the interrupted run; one line per host."""
+    try:
+        recovered = run_playbook(
+            "app-recover",
+            inventory=inventory,
+            limit=result.target,
+            verb=f"{result.verb} (recovery)",
+            extravars={"hop3_app_name": app, "hop3_app_recover_run": run_dir.name},
+            quiet=True,
+            record=False,
+        )
+    except HopError as exc:
+        return [f"The state of '{app}' could not be read afterwards: {exc.message}"]
+    lines = [recovery_line(app, host, report, result.started)
+             for host, report in recovered.reports.items()]  # fmt: skip
+    lines += [f"{f.host}: the state of '{app}' could not be read: {f.message}"
+              for f in recovered.failures]  # fmt: skip
+    return lines
+
+
+def recovery_line(app: str, host: str, report: dict, started: str) -> str:
+    """One host's truth after an interrupted run, from the app-recover report
+    (``started``: when the run began, ISO 8601 UTC like the releases' times)."""
+    if not report.get("exists"):
+        return f"{host}: app '{app}' does not exist there (nothing serves)."
+    current = report.get("current")
+    removed = [r for r in report.get("removed") or [] if r != current]
+    stopped = report.get("stopped") or []
+    if not current:
+        text = f"{host}: interrupted before the switch: no release of '{app}' serves"
+    elif str(report.get("current_time") or "") >= started:
+        text = f"{host}: interrupted after the switch: {current} (the new release) is live"
+    else:
+        text = f"{host}: interrupted before the switch: {current} still serves"
+    if removed:
+        text += f"; the partial release {', '.join(removed)} was removed"
+    if stopped:
+        text += f"; {len(stopped)} instance(s) it had started were stopped"
+    return text + "."
 
 
 def changes_state(playbook: str, verb: str, extravars: dict) -> bool:

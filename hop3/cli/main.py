@@ -29,6 +29,7 @@ from . import (
     sandbox,
     sbom,
     server,
+    unlock,
     users,
 )
 
@@ -71,6 +72,7 @@ for command in [
     *certs.COMMANDS,
     *users.COMMANDS,
     *catalog.COMMANDS,
+    *unlock.COMMANDS,
 ]:
     cli.add_command(command)
 

@@ -232,3 +232,101 @@ def test_tokens_never_contain_values_ansible_would_mask():
     for _ in range(200):
         token = lock_module.new_token(avoid)
         assert len(token) == 24 and not any(value in token for value in avoid)
+
+
+# -- the lease: renewed while its holder works, taken over soon after it stops -----------
+
+
+def options(**extra) -> dict:
+    return {"operation": "deploy", "token": None, "release": False, "wait": 0,
+            "timeout": 45, "controller": "", "run": "", **extra}  # fmt: skip
+
+
+def age(tmp_path: Path, seconds: float, app: str = "shop") -> None:
+    held = record(tmp_path, app)
+    held["renewed"] = time.time() - seconds
+    (tmp_path / "locks" / f"{app}.json").write_text(json.dumps(held))
+
+
+def test_a_working_module_renews_its_lease_from_a_thread(tmp_path):
+    lock = ModuleLock("shop", options(), str(tmp_path / "locks"))
+    lock.take()
+    lock.stop_renewing()
+    lock._renewer = None
+    lock.keep_renewed(interval=0.05)  # a build that lasts longer than the lease
+    age(tmp_path, 44)
+    time.sleep(0.3)
+    assert time.time() - record(tmp_path)["renewed"] < 1
+    lock.finish(ok=False)
+    assert not (tmp_path / "locks" / "shop.json").exists()
+
+
+def test_a_lease_not_renewed_for_its_timeout_is_taken_over(tmp_path):
+    first = new_lock(tmp_path).acquire("deploy", timeout=45)
+    age(tmp_path, 46)
+    grant = new_lock(tmp_path).acquire("config", wait=0, timeout=45)
+    assert grant["took_over"]["token"] == first["token"]
+
+
+def test_busy_message_says_when_the_lease_was_renewed_and_how_to_unlock(tmp_path):
+    new_lock(tmp_path).acquire("deploy", timeout=45)
+    age(tmp_path, 7)
+    with pytest.raises(LockBusy) as caught:
+        new_lock(tmp_path).acquire("config", wait=0, timeout=45)
+    flat = " ".join(str(caught.value).split())
+    assert "its holder renewed it 7 s ago" in flat
+    assert "taken over automatically 45 s after its holder stopped renewing it" in flat
+    assert "`hop unlock shop`" in flat
+
+
+def test_recovery_takes_the_lock_of_its_interrupted_run_once_no_process_renews_it(tmp_path):
+    grant = new_lock(tmp_path).acquire("deploy", timeout=45, run="run-1")
+    held = record(tmp_path)
+    assert held["pid"] == lock_module.os.getpid()
+    # Its module still runs (this process): the recovery waits.
+    with pytest.raises(LockBusy):
+        new_lock(tmp_path).acquire("recovery", wait=0, timeout=45, steal_run="run-1")
+    dead = multiprocessing.Process(target=lambda: None)
+    dead.start()
+    dead.join()
+    held["pid"] = dead.pid
+    (tmp_path / "locks" / "shop.json").write_text(json.dumps(held))
+    with pytest.raises(LockBusy):  # another run's lock is never stolen
+        new_lock(tmp_path).acquire("recovery", wait=0, timeout=45, steal_run="run-2")
+    taken = new_lock(tmp_path).acquire("recovery", wait=0, timeout=45, steal_run="run-1")
+    assert taken["took_over"]["token"] == grant["token"]
+
+
+def test_remove_takes_any_holder_away(tmp_path):
+    new_lock(tmp_path).acquire("deploy", timeout=45, controller="ops@laptop pid 1")
+    removed = new_lock(tmp_path).remove()
+    assert removed["controller"] == "ops@laptop pid 1"
+    assert new_lock(tmp_path).remove() is None
+    assert not (tmp_path / "locks" / "shop.json").exists()
+
+
+def test_the_keeper_renews_while_its_anchor_lives_and_stops_when_released(tmp_path):
+    lock = new_lock(tmp_path)
+    token = lock.acquire("deploy", timeout=45)["token"]
+    anchor = multiprocessing.Process(target=time.sleep, args=(30,))
+    anchor.start()
+    try:
+        assert lock_module.spawn_keeper(lock, token, 0.05, anchor.pid, lifetime=20)
+        age(tmp_path, 44)
+        time.sleep(0.5)
+        assert time.time() - record(tmp_path)["renewed"] < 1
+        anchor.terminate()
+        anchor.join()
+        time.sleep(0.3)  # the keeper saw its anchor go
+        age(tmp_path, 44)
+        time.sleep(0.5)
+        assert time.time() - record(tmp_path)["renewed"] > 40
+    finally:
+        anchor.kill()
+        lock.release(token)
+
+
+def test_no_anchor_no_keeper(tmp_path):
+    lock = new_lock(tmp_path)
+    token = lock.acquire("deploy", timeout=45)["token"]
+    assert lock_module.spawn_keeper(lock, token, 0.05, None) is None

@@ -67,6 +67,8 @@ def test_addresses_and_names_stay_within_limits(monkeypatch):
     monkeypatch.setenv("HOP3_SANDBOX_NET", "14")
     assert str(network.host_address(1)) == "10.213.14.11"
     assert network.netns_name(1) == "hop3-sandbox14-1" and network.bridge() == "hop3sbr14"
+    monkeypatch.setenv("HOP3_SANDBOX_NET", "99")
+    assert str(network.host_address(1)) == "10.213.99.11" and network.bridge() == "hop3sbr99"
     assert all(len(network.veth_name(i)) <= 15 for i in range(1, 51))
     monkeypatch.setenv("HOP3_SANDBOX_NET", "100")
     with pytest.raises(HopError):
