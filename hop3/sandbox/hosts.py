@@ -21,7 +21,7 @@ from pathlib import Path
 from hop3 import paths, targets
 from hop3.errors import HopError
 
-from . import disk, image, network
+from . import converged, disk, image, network
 from .shell import require_tools, run
 
 GROUP = "sandbox"
@@ -146,6 +146,8 @@ def _boot(index: int, rootfs: Path, authorized: Path) -> SandboxHost:
     name = host_names(index)[-1]
     network.ensure_netns(index)
     root = disk.attach(_disk(index), rootfs)
+    if converged.is_converged(rootfs):
+        converged.personalise(root, rootfs, name)
     # Keyed by namespace, not name: sandboxes on other networks run at once.
     apt_cache, build_cache = _caches(_machine(index))
     log = open(_dir() / f"{name}.log", "w")  # noqa: SIM115 - handed to the child
@@ -281,16 +283,28 @@ def _inventory_vars(host: SandboxHost) -> dict:
     }
 
 
-def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
+def up(
+    count: int = 1, fresh: bool = False, echo=print, image_kind: str = "bare"
+) -> list[SandboxHost]:
     """Make exactly ``count`` hosts run (sandbox-1..N); idempotent.
 
-    A stopped host boots again on its disk. ``fresh`` wipes every host's disk
-    and boots it again from the image.
+    A host that runs on a current image (bare or converged) keeps running,
+    and a stopped host boots again on its disk; the others boot from
+    ``image_kind``: "bare" (the Debian image) or "converged" (the same with
+    `hop setup` applied, see converged.py). ``fresh`` wipes every host's disk
+    and boots it again from ``image_kind``.
     """
     if not 1 <= count <= 50:
         raise HopError(f"Cannot boot {count} sandbox hosts.", "Choose -n between 1 and 50.")
+    if image_kind not in converged.KINDS:
+        raise HopError(
+            f"Unknown sandbox image {image_kind!r}.",
+            f"Choose one of: {', '.join(converged.KINDS)}.",
+        )
     _preflight()
-    rootfs = image.ensure_image(echo=echo)
+    base = image.ensure_image(echo=echo)
+    rootfs = converged.ensure_image(base, echo=echo) if image_kind == "converged" else base
+    current = {str(base), str(converged.image_path(base))}
     authorized = _ensure_key()
     state = _load_state()
     state.setdefault("forwarding_before", network.read_forwarding())
@@ -300,13 +314,13 @@ def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
     try:
         for index in range(1, count + 1):
             host = known.get(index)
-            if host and host.running and host.image == str(rootfs) and not fresh:
+            if host and host.running and host.image in current and not fresh:
                 continue
             if host or network.netns_exists(index):
                 _stop(index, host.pid if host else None)
             if fresh:
                 disk.wipe(_disk(index))
-            booted.append(_boot(index, rootfs, authorized))
+            booted.append(_boot(index, _image_for(index, rootfs, current), authorized))
         _wait_ready(booted)
     except BaseException:
         for host in booted:
@@ -322,6 +336,15 @@ def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
     _drop_unused_images(keep=rootfs)
     targets.register_group(GROUP, {h.name: _inventory_vars(h) for h in hosts})
     return hosts
+
+
+def _image_for(index: int, requested: Path, current: set[str]) -> Path:
+    """The image a host boots from: the one its disk lies over while that one
+    is current (a stopped host keeps its changes), else ``requested``."""
+    recorded = _disk(index).recorded_image()
+    if recorded in current and Path(recorded, "etc/os-release").exists():
+        return Path(recorded)
+    return requested
 
 
 def down(names: Iterable[str] = ()) -> list[str]:
