@@ -43,6 +43,11 @@ _BOOT_TIMEOUT = 60.0
 # How long a host may take to shut down (stopping its apps and databases)
 # when asked to reboot, before it is stopped by force.
 _SHUTDOWN_TIMEOUT = 60.0
+# Each host's systemd holds a dozen inotify instances, counted against root
+# on this machine: Linux's default of 128 stops the tenth host or so from
+# booting ("Failed to allocate manager object: Too many open files").
+_INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+_MIN_INOTIFY_INSTANCES = 8192
 
 
 @dataclass
@@ -117,6 +122,13 @@ def _preflight() -> None:
             "systemd-nspawn is installed but does not run on this machine: " + probe.stderr.strip(),
             "The sandbox needs a Linux kernel with namespaces; use a VM or a real host.",
         )
+
+
+def _raise_inotify_limit() -> None:
+    """Raise (never lower) the inotify instance limit so that many hosts boot."""
+    with contextlib.suppress(OSError, ValueError):
+        if int(_INOTIFY_INSTANCES.read_text()) < _MIN_INOTIFY_INSTANCES:
+            _INOTIFY_INSTANCES.write_text(f"{_MIN_INOTIFY_INSTANCES}\n")
 
 
 def _ensure_key() -> Path:
@@ -302,6 +314,7 @@ def up(
             f"Choose one of: {', '.join(converged.KINDS)}.",
         )
     _preflight()
+    _raise_inotify_limit()
     base = image.ensure_image(echo=echo)
     rootfs = converged.ensure_image(base, echo=echo) if image_kind == "converged" else base
     current = {str(base), str(converged.image_path(base))}
@@ -416,6 +429,7 @@ def reboot(*which: int | str) -> list[SandboxHost]:
             "Boot clean hosts on the current image with `hop sandbox up --fresh`.",
         )
     authorized = _ensure_key()
+    _raise_inotify_limit()
     for host in chosen:
         _request_reboot(host)
     for host in chosen:

@@ -149,3 +149,14 @@ def test_an_unknown_image_kind_is_refused(monkeypatch):
     assert result.exit_code == 2
     assert "golden" in result.output and "bare" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_inotify_limit_is_raised_never_lowered(tmp_path, monkeypatch):
+    limit = tmp_path / "max_user_instances"
+    monkeypatch.setattr(hosts, "_INOTIFY_INSTANCES", limit)
+    limit.write_text("128\n")
+    hosts._raise_inotify_limit()
+    assert int(limit.read_text()) == hosts._MIN_INOTIFY_INSTANCES
+    limit.write_text("100000\n")
+    hosts._raise_inotify_limit()
+    assert limit.read_text() == "100000\n"
