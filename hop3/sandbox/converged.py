@@ -45,7 +45,11 @@ _PERSONAL_TREES = ("etc", "srv", "var/lib", "root", "home")
 # One host's own history: emptied in the image (paths relative to its root).
 _EMPTIED_FILES = ("var/log/hop3/audit.jsonl", "etc/machine-id")
 _REMOVED = ("var/lib/dbus/machine-id", "var/lib/fail2ban/fail2ban.sqlite3", "var/log/journal")
-_SETUP_TIMEOUT = 1800
+# Installed (not configured: their roles do that, and start them) after the
+# setup, because most hosts booted from the image get a PostgreSQL or Redis
+# app: installing them is the next-largest step after the first setup.
+PRELOADED_PACKAGES = ("postgresql", "redis-server")
+_INSTALL_TIMEOUT = 1200
 KINDS = ("bare", "converged")
 
 
@@ -133,6 +137,7 @@ def _build(base: Path, target: Path) -> None:
         pid = host.pid
         hosts._wait_ready([host])
         _setup(host)
+        _preload(host)
         hosts._power_off(BUILDER_INDEX, pid)
         pid = None
         root = disk.attach(builder_disk, base)
@@ -180,6 +185,24 @@ def _setup(host) -> None:
             f"failed ({why}; run files in {result.run_dir}).",
             "Fix the setup (run `hop sandbox up && hop setup -t sandbox` to see it fail), "
             "or boot bare hosts with `hop sandbox up --image bare`.",
+        )
+
+
+def _preload(host) -> None:
+    """Install PRELOADED_PACKAGES on the builder, as their roles would."""
+    from .hosts import ssh_command
+
+    command = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+               "--no-install-recommends", *PRELOADED_PACKAGES]  # fmt: skip
+    proc = subprocess.run(
+        ssh_command(host, *command), capture_output=True, text=True, timeout=_INSTALL_TIMEOUT
+    )
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise HopError(
+            f"Building the converged sandbox image failed: installing "
+            f"{', '.join(PRELOADED_PACKAGES)} on the builder host exited {proc.returncode}: {tail}",
+            "Check that this machine reaches Debian's package mirror, then run the command again.",
         )
 
 

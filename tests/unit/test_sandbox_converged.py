@@ -5,6 +5,7 @@ image a host boots from. No hosts, no root: trees under tmp_path."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -160,3 +161,21 @@ def test_the_inotify_limit_is_raised_never_lowered(tmp_path, monkeypatch):
     limit.write_text("100000\n")
     hosts._raise_inotify_limit()
     assert limit.read_text() == "100000\n"
+
+
+def test_a_failed_preload_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOP3_STATE_DIR", str(tmp_path / "state"))
+    seen = []
+
+    def fake_run(args, **kwargs):
+        seen.append(args)
+        return subprocess.CompletedProcess(args, 100, "", "E: Unable to locate package\n")
+
+    monkeypatch.setattr(converged.subprocess, "run", fake_run)
+    host = hosts.SandboxHost("sandbox-60", 60, "10.213.7.70", 1, "/img", 0.0)
+    with pytest.raises(HopError) as failure:
+        converged._preload(host)
+    assert "postgresql, redis-server" in str(failure.value)
+    assert "exited 100" in str(failure.value) and "Unable to locate" in str(failure.value)
+    assert seen[0][-len(converged.PRELOADED_PACKAGES) :] == list(converged.PRELOADED_PACKAGES)
+    assert "root@10.213.7.70" in seen[0]
