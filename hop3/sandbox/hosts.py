@@ -327,7 +327,7 @@ def up(
     try:
         for index in range(1, count + 1):
             host = known.get(index)
-            if host and host.running and host.image in current and not fresh:
+            if host and host.running and not fresh and _keeps_image(host, current):
                 continue
             if host or network.netns_exists(index):
                 _stop(index, host.pid if host else None)
@@ -349,6 +349,14 @@ def up(
     _drop_unused_images(keep=rootfs)
     targets.register_group(GROUP, {h.name: _inventory_vars(h) for h in hosts})
     return hosts
+
+
+def _keeps_image(host: SandboxHost, current: set[str]) -> bool:
+    """A running host keeps its image while it is current, or is a converged
+    image still cached (a newer key must not wipe a host in the middle of a run)."""
+    if host.image in current:
+        return True
+    return converged.is_converged(host.image) and converged.ready(Path(host.image))
 
 
 def _image_for(index: int, requested: Path, current: set[str]) -> Path:
