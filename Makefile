@@ -50,6 +50,10 @@ unit: venv
 # they run beside the platform's tests, on sandbox hosts of their own (network
 # 9), so `make test` stays within CI's time on 2 cores. Their output follows
 # the platform's; either stream failing fails the target.
+# Hosts that need no first setup on bare Debian boot from the converged
+# sandbox image (`hop sandbox up --image converged`: `hop setup` applied,
+# cached under ~/.cache/hop3/sandbox/converged/ by a hash of roles/ and
+# playbooks/). The first stream to need it builds it; the other waits for it.
 CATALOG_TESTS := $(wildcard tests/integration/test_catalog_*.py)
 CATALOG_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-catalog/config HOP3_STATE_DIR=$(TEST_HOME)-catalog/state HOP3_SANDBOX_NET=9
 

@@ -20,13 +20,22 @@ def sandbox() -> None:
 @sandbox.command()
 @click.option("-n", "--count", default=1, show_default=True, help="How many hosts to run.")
 @click.option("--fresh", is_flag=True, help="Wipe every host's disk and boot it clean.")
+@click.option(
+    "--image",
+    "image_kind",
+    type=click.Choice(["bare", "converged"]),
+    default="bare",
+    show_default=True,
+    help="What new hosts boot from: bare Debian 12, or the same with `hop setup` "
+    "already applied (built once and cached; hosts that run keep their image).",
+)
 @json_option
-def up(count: int, fresh: bool, as_json: bool) -> None:
+def up(count: int, fresh: bool, image_kind: str, as_json: bool) -> None:
     """Boot sandbox-1..N (idempotent) and register them as target 'sandbox'."""
     from hop3 import sandbox as sb
 
     echo = (lambda _msg: None) if as_json else click.echo
-    hosts = sb.up(count, fresh=fresh, echo=echo)
+    hosts = sb.up(count, fresh=fresh, echo=echo, image_kind=image_kind)
     if as_json:
         click.echo(json.dumps([{"name": h.name, "address": h.address} for h in hosts]))
         return

@@ -21,7 +21,7 @@ from pathlib import Path
 from hop3 import paths, targets
 from hop3.errors import HopError
 
-from . import disk, image, network
+from . import converged, disk, image, network
 from .shell import require_tools, run
 
 GROUP = "sandbox"
@@ -43,6 +43,11 @@ _BOOT_TIMEOUT = 60.0
 # How long a host may take to shut down (stopping its apps and databases)
 # when asked to reboot, before it is stopped by force.
 _SHUTDOWN_TIMEOUT = 60.0
+# Each host's systemd holds a dozen inotify instances, counted against root
+# on this machine: Linux's default of 128 stops the tenth host or so from
+# booting ("Failed to allocate manager object: Too many open files").
+_INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+_MIN_INOTIFY_INSTANCES = 8192
 
 
 @dataclass
@@ -119,6 +124,13 @@ def _preflight() -> None:
         )
 
 
+def _raise_inotify_limit() -> None:
+    """Raise (never lower) the inotify instance limit so that many hosts boot."""
+    with contextlib.suppress(OSError, ValueError):
+        if int(_INOTIFY_INSTANCES.read_text()) < _MIN_INOTIFY_INSTANCES:
+            _INOTIFY_INSTANCES.write_text(f"{_MIN_INOTIFY_INSTANCES}\n")
+
+
 def _ensure_key() -> Path:
     key = key_path()
     if not key.exists():
@@ -146,6 +158,8 @@ def _boot(index: int, rootfs: Path, authorized: Path) -> SandboxHost:
     name = host_names(index)[-1]
     network.ensure_netns(index)
     root = disk.attach(_disk(index), rootfs)
+    if converged.is_converged(rootfs):
+        converged.personalise(root, rootfs, name)
     # Keyed by namespace, not name: sandboxes on other networks run at once.
     apt_cache, build_cache = _caches(_machine(index))
     log = open(_dir() / f"{name}.log", "w")  # noqa: SIM115 - handed to the child
@@ -281,16 +295,29 @@ def _inventory_vars(host: SandboxHost) -> dict:
     }
 
 
-def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
+def up(
+    count: int = 1, fresh: bool = False, echo=print, image_kind: str = "bare"
+) -> list[SandboxHost]:
     """Make exactly ``count`` hosts run (sandbox-1..N); idempotent.
 
-    A stopped host boots again on its disk. ``fresh`` wipes every host's disk
-    and boots it again from the image.
+    A host that runs on a current image (bare or converged) keeps running,
+    and a stopped host boots again on its disk; the others boot from
+    ``image_kind``: "bare" (the Debian image) or "converged" (the same with
+    `hop setup` applied, see converged.py). ``fresh`` wipes every host's disk
+    and boots it again from ``image_kind``.
     """
     if not 1 <= count <= 50:
         raise HopError(f"Cannot boot {count} sandbox hosts.", "Choose -n between 1 and 50.")
+    if image_kind not in converged.KINDS:
+        raise HopError(
+            f"Unknown sandbox image {image_kind!r}.",
+            f"Choose one of: {', '.join(converged.KINDS)}.",
+        )
     _preflight()
-    rootfs = image.ensure_image(echo=echo)
+    _raise_inotify_limit()
+    base = image.ensure_image(echo=echo)
+    rootfs = converged.ensure_image(base, echo=echo) if image_kind == "converged" else base
+    current = {str(base), str(converged.image_path(base))}
     authorized = _ensure_key()
     state = _load_state()
     state.setdefault("forwarding_before", network.read_forwarding())
@@ -300,13 +327,13 @@ def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
     try:
         for index in range(1, count + 1):
             host = known.get(index)
-            if host and host.running and host.image == str(rootfs) and not fresh:
+            if host and host.running and not fresh and _keeps_image(host, current):
                 continue
             if host or network.netns_exists(index):
                 _stop(index, host.pid if host else None)
             if fresh:
                 disk.wipe(_disk(index))
-            booted.append(_boot(index, rootfs, authorized))
+            booted.append(_boot(index, _image_for(index, rootfs, current), authorized))
         _wait_ready(booted)
     except BaseException:
         for host in booted:
@@ -322,6 +349,23 @@ def up(count: int = 1, fresh: bool = False, echo=print) -> list[SandboxHost]:
     _drop_unused_images(keep=rootfs)
     targets.register_group(GROUP, {h.name: _inventory_vars(h) for h in hosts})
     return hosts
+
+
+def _keeps_image(host: SandboxHost, current: set[str]) -> bool:
+    """A running host keeps its image while it is current, or is a converged
+    image still cached (a newer key must not wipe a host in the middle of a run)."""
+    if host.image in current:
+        return True
+    return converged.is_converged(host.image) and converged.ready(Path(host.image))
+
+
+def _image_for(index: int, requested: Path, current: set[str]) -> Path:
+    """The image a host boots from: the one its disk lies over while that one
+    is current (a stopped host keeps its changes), else ``requested``."""
+    recorded = _disk(index).recorded_image()
+    if recorded in current and Path(recorded, "etc/os-release").exists():
+        return Path(recorded)
+    return requested
 
 
 def down(names: Iterable[str] = ()) -> list[str]:
@@ -393,6 +437,7 @@ def reboot(*which: int | str) -> list[SandboxHost]:
             "Boot clean hosts on the current image with `hop sandbox up --fresh`.",
         )
     authorized = _ensure_key()
+    _raise_inotify_limit()
     for host in chosen:
         _request_reboot(host)
     for host in chosen:

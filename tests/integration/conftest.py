@@ -2,6 +2,11 @@
 
 One set of sandbox hosts boots per test session and is shared: tests that
 need a pristine host say so and reboot it with `hop sandbox up --fresh`.
+The shared hosts boot from the converged image (`hop setup` already applied,
+see hop3/sandbox/converged.py), so the session's first `hop setup` only
+converges what changed since the image was built; a session that collects a
+test marked `bare_setup` (one that checks a first setup on bare Debian)
+boots them from the bare image instead, and HOP3_TEST_IMAGE=bare forces it.
 The tests use their own inventory and history (HOP3_CONFIG_DIR and
 HOP3_STATE_DIR), and the shared image cache.
 """
@@ -19,10 +24,15 @@ import pytest
 
 HOP = str(Path(sys.executable).with_name("hop"))
 HOST_COUNT = 2
+SHARED_IMAGE = pytest.StashKey[str]()
 
 
-def pytest_collection_modifyitems(items):
-    """Tests marked `last` run after all others; `teardown` ones after those."""
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `last` run after all others; `teardown` ones after those.
+    Picks the image of the shared hosts (bare when a `bare_setup` test runs)."""
+    bare = any(item.get_closest_marker("bare_setup") for item in items)
+    forced = os.environ.get("HOP3_TEST_IMAGE")
+    config.stash[SHARED_IMAGE] = forced or ("bare" if bare else "converged")
 
     def rank(item):
         return (
@@ -39,6 +49,9 @@ def pytest_collection_modifyitems(items):
 def pytest_configure(config):
     config.addinivalue_line("markers", "last: run after every other test (but teardown ones)")
     config.addinivalue_line("markers", "teardown: run at the very end (removes the sandbox)")
+    config.addinivalue_line(
+        "markers", "bare_setup: checks a first `hop setup`: the shared hosts boot bare Debian"
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,7 +73,7 @@ def hop_env(tmp_path_factory):
     return base
 
 
-def hop(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+def hop(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run the real `hop` CLI; on unexpected failure show its output."""
     proc = subprocess.run([HOP, *args], capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
@@ -73,9 +86,10 @@ def hop_json(*args: str, check: bool = True):
 
 
 @pytest.fixture(scope="session")
-def sandbox_hosts(hop_env):
+def sandbox_hosts(hop_env, request):
     """Boot the shared sandbox hosts once per session; remove them at the end."""
-    hosts = hop_json("sandbox", "up", "-n", str(HOST_COUNT))
+    image = request.config.stash.get(SHARED_IMAGE, "converged")
+    hosts = hop_json("sandbox", "up", "-n", str(HOST_COUNT), "--image", image)
     yield hosts
     hop("sandbox", "down", check=False)
 

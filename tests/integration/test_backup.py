@@ -56,7 +56,8 @@ def failure(*args: str) -> str:
 @pytest.fixture(scope="module")
 def hosts(setup_runs, sandbox_hosts):
     """sandbox-3 and sandbox-4 beside the shared two, set up; removed afterwards."""
-    booted = {h["name"]: h["address"] for h in hop_json("sandbox", "up", "-n", "4")}
+    up = hop_json("sandbox", "up", "-n", "4", "--image", "converged")
+    booted = {h["name"]: h["address"] for h in up}
     hop("setup", "-t", f"{SOURCE},{TARGET}")
     yield booted
     for name in (SOURCE, TARGET):  # sandbox-3 is already gone when the DR test ran

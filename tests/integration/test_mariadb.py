@@ -147,7 +147,7 @@ def test_bad_names_and_a_linked_database_are_refused(deploys, addresses):
 def repository(deploys):
     """sandbox-3, set up, to hold the repository (a host never stores its own
     backups remotely, and the restore goes to sandbox-2); removed afterwards."""
-    hop("sandbox", "up", "-n", "3")
+    hop("sandbox", "up", "-n", "3", "--image", "converged")
     try:
         hop("setup", "-t", REPO)
         yield REPO

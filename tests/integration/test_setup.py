@@ -16,6 +16,7 @@ def _hosts(result):
     return sorted(result["stats"])
 
 
+@pytest.mark.bare_setup
 def test_first_setup_converges_all_hosts(setup_runs, sandbox_hosts):
     first, _ = setup_runs
     assert first["status"] == "successful"

@@ -47,6 +47,7 @@ def machine(tmp_path, monkeypatch):
     monkeypatch.delenv("HOP3_SANDBOX_NET", raising=False)
     fake = FakeMachine(tmp_path)
     monkeypatch.setattr(hosts, "_preflight", lambda: None)
+    monkeypatch.setattr(hosts, "_raise_inotify_limit", lambda: None)
     monkeypatch.setattr(hosts, "_ensure_key", lambda: tmp_path / "authorized_keys")
     monkeypatch.setattr(hosts, "_boot", fake.boot)
     monkeypatch.setattr(hosts, "_power_off", fake.power_off)
