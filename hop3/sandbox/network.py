@@ -19,11 +19,11 @@ _FORWARD_SYSCTL = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 def net_id() -> int:
-    """Which sandbox network (0-9): separate ones let tests run beside a demo."""
+    """Which sandbox network (0-99): separate ones let tests run beside a demo."""
     value = os.environ.get("HOP3_SANDBOX_NET", "0")
-    if not (value.isdigit() and 0 <= int(value) <= 9):
+    if not (value.isdigit() and 0 <= int(value) <= 99):
         raise HopError(
-            f"HOP3_SANDBOX_NET must be a digit from 0 to 9, got {value!r}.",
+            f"HOP3_SANDBOX_NET must be a number from 0 to 99, got {value!r}.",
             "Unset it to use the default sandbox network.",
         )
     return int(value)
