@@ -9,14 +9,19 @@ units systemd runs and enables, the app's lock, and `hop apps`, `hop ps` and
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
+import tarfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from hop3.source import pack
 
 from .conftest import hop, hop_json, ssh
 
@@ -65,7 +70,7 @@ def host_units(address: str, app: str) -> dict:
         "running": sorted(u for u, sub in loaded.items() if sub == "running"),
         "failed": sorted(u for u, sub in loaded.items() if sub in ("failed", "auto-restart")),
         "enabled": sorted(
-            {line.split()[0] for line in files.splitlines() if " enabled" in line}
+            {line.split()[0] for line in files.splitlines() if line.split()[1:2] == ["enabled"]}
             | {n for n in wants.split() if n.endswith(".service")}
         ),
     }
@@ -261,6 +266,23 @@ def test_symlinks_out_of_the_tree_are_refused_and_inner_ones_work(host, tmp_path
     proc = deploy(site, "linky", check=False)
     assert proc.returncode != 0 and "public/escape -> ../../../etc" in proc.stderr
     (site / "public" / "escape").unlink()
+    # An archive not made by `hop deploy` (a git push builds its own on the
+    # host): put in place of the upload, the host refuses it when unpacking.
+    packed = pack(site)
+    crafted = io.BytesIO()
+    with tarfile.open(fileobj=crafted, mode="w:gz") as tar:
+        tar.add(site / "hop3.toml", arcname="hop3.toml")
+        tar.add(site / "public" / "index.html", arcname="public/index.html")
+        link = tarfile.TarInfo("public/passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    upload = f"/srv/hop3/uploads/linky-{packed.digest}.tar.gz"
+    data = base64.b64encode(crafted.getvalue()).decode()
+    ssh(host, f"mkdir -p /srv/hop3/uploads && echo {data} | base64 -d > {upload}")
+    proc = deploy(site, "linky", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "step 'unpack'" in proc.stderr and "public/passwd -> /etc/passwd" in proc.stderr
+    assert_no_trace(host, "linky")
     (site / "public" / "home.html").symlink_to("index.html")
     deploy(site, "linky")
     index = get(host, "linky", "/index.html")

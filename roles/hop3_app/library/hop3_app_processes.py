@@ -312,7 +312,7 @@ class Swap:
             message = (
                 "web process is running but nothing listens on 127.0.0.1:%d after %d s: the "
                 "start command must bind $PORT (Hop3 sets it for each web instance), on "
-                "127.0.0.1 or 0.0.0.0" % (port, timeout)
+                "127.0.0.1 or 0.0.0.0." % (port, timeout)
             )
         else:
             message = "web instance on port %d answers but did not pass the health check (%s): %s" % (

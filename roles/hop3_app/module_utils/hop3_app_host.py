@@ -306,7 +306,7 @@ def unit_gone(props, restarts_before="0"):
     return None
 
 
-def unit_report(unit, lines=20):
+def unit_report(unit, lines=8):
     """`systemctl status` of a unit and its last journal lines, for an error:
     the user never has to log in to see why a process did not start."""
     status = systemctl("status", "--no-pager", "--full", "--lines=0", unit, check=False).stdout
@@ -316,7 +316,9 @@ def unit_report(unit, lines=20):
             break
         time.sleep(0.1)
         journal = journal_tail(unit, lines)
-    status_lines = [line for line in status.rstrip().splitlines() if line.strip()][:8]
+    # The head of the status (state, exit code, PID): with the journal lines it
+    # fits the 15 lines of output the CLI shows.
+    status_lines = [line for line in status.rstrip().splitlines() if line.strip()][:5]
     return "\n".join(["systemctl status %s:" % unit, *status_lines,
                       "journal of %s (last lines):" % unit,
                       journal.rstrip() or "(nothing)"])  # fmt: skip
@@ -345,7 +347,7 @@ def reload_nginx():
             "nginx did not reload (it is %s), so the new release cannot be served; the "
             "release that ran before is kept. Start nginx (`hop setup`, or `systemctl "
             "start nginx` on the host) and deploy again." % state,
-            (reload.stderr or reload.stdout) + "\n" + unit_report("nginx.service", 10),
+            (reload.stderr or reload.stdout) + "\n" + unit_report("nginx.service", 3),
         )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and nginx_worker_pids() & before:
