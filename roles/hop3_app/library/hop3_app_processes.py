@@ -26,7 +26,7 @@ options:
   remove_failed: {description: Remove the release if it fails its health check., type: bool}
   keep_releases: {description: How many releases to keep on disk., type: int, default: 5}
   upload:
-    description: The uploaded source of the release, removed with the app when its first deploy fails.
+    description: The release's uploaded source, removed with the app when its first deploy fails.
     type: path
   lock:
     description:
@@ -74,7 +74,7 @@ from ansible.module_utils.hop3_app_host import (
 
 
 # How long a new worker (no port to probe) must keep running to count as started.
-WORKER_SETTLE_SECONDS = 2
+WORKER_SETTLE_SECONDS = 1
 
 
 def read_bytes(path):
@@ -315,8 +315,8 @@ class Swap:
                 "127.0.0.1 or 0.0.0.0." % (port, timeout)
             )
         else:
-            message = "web instance on port %d answers but did not pass the health check (%s): %s" % (
-                port, url, last)  # fmt: skip
+            message = "web instance on port %d answers but did not pass the health check " \
+                "(%s): %s" % (port, url, last)  # fmt: skip
         raise StepFailed("health check", message, unit_report(unit))
 
     # -- nginx ---------------------------------------------------------------
