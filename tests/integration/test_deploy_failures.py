@@ -172,7 +172,8 @@ def test_a_failing_health_check_is_told_apart_from_no_listener(host, kept, tmp_p
     wrong = flask_copy(tmp_path, "1.3.0")
     toml = wrong / "hop3.toml"
     toml.write_text(toml.read_text().replace('path = "/health"', 'path = "/nope"'))
-    set_healthcheck(wrong, timeout=5, retries=2)
+    # A long timeout: it fails after two 404s, once gunicorn answers (slow on a busy machine).
+    set_healthcheck(wrong, timeout=120, retries=2)
     proc = deploy(wrong, APP, check=False)
     assert proc.returncode != 0
     assert "answers but did not pass the health check" in proc.stderr and "HTTP 404" in proc.stderr

@@ -64,7 +64,11 @@ def test_addresses_and_names_stay_within_limits(monkeypatch):
     assert str(network.host_address(50)) == "10.213.9.60"
     assert network.netns_name(3) == "hop3-sandbox9-3" and network.bridge() == "hop3sbr9"
     assert all(len(network.veth_name(i)) <= 15 for i in range(1, 51))
-    monkeypatch.setenv("HOP3_SANDBOX_NET", "10")
+    monkeypatch.setenv("HOP3_SANDBOX_NET", "14")
+    assert str(network.host_address(1)) == "10.213.14.11"
+    assert network.netns_name(1) == "hop3-sandbox14-1" and network.bridge() == "hop3sbr14"
+    assert all(len(network.veth_name(i)) <= 15 for i in range(1, 51))
+    monkeypatch.setenv("HOP3_SANDBOX_NET", "100")
     with pytest.raises(HopError):
         network.subnet()
     assert hosts.host_names(3) == ["sandbox-1", "sandbox-2", "sandbox-3"]

@@ -314,9 +314,15 @@ class Swap:
                 "start command must bind $PORT (Hop3 sets it for each web instance), on "
                 "127.0.0.1 or 0.0.0.0." % (port, timeout)
             )
+        elif last == "no answer":
+            message = (
+                "web instance on port %d accepts connections but gave no HTTP answer to %s "
+                "within %d s (raise [healthcheck] timeout if it starts slowly)." % (
+                    port, url, timeout)
+            )  # fmt: skip
         else:
             message = "web instance on port %d answers but did not pass the health check " \
-                "(%s): %s" % (port, url, last)  # fmt: skip
+                "(%s): %s." % (port, url, last)  # fmt: skip
         raise StepFailed("health check", message, unit_report(unit))
 
     # -- nginx ---------------------------------------------------------------
