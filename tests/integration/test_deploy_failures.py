@@ -182,9 +182,10 @@ def test_a_failing_health_check_is_told_apart_from_no_listener(host, kept, tmp_p
 
 
 def test_nginx_stopped_during_a_redeploy_keeps_the_old_release(host, kept, tmp_path):
+    v2 = flask_copy(tmp_path, "2.0.0")
     ssh(host, "systemctl stop nginx")
     try:
-        proc = deploy(flask_copy(tmp_path, "2.0.0"), APP, check=False)
+        proc = deploy(v2, APP, check=False)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr
         assert "nginx did not reload" in proc.stderr and "Start nginx" in proc.stderr
         units = settled_units(host, APP)
@@ -195,7 +196,7 @@ def test_nginx_stopped_during_a_redeploy_keeps_the_old_release(host, kept, tmp_p
         ssh(host, "systemctl start nginx")
     assert_kept_as_before(host, kept)
     # Once nginx runs, the same deploy goes through and v2 alone runs.
-    deploy(flask_copy(tmp_path, "2.0.0"), APP)
+    deploy(v2, APP)
     assert get(host, APP) == (200, "Hello from python-flask v2.0.0")
     units = settled_units(host, APP)
     view = cli_view(APP)
