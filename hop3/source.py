@@ -105,6 +105,7 @@ def pack(root: Path, ref: str | None = None) -> Packed:
     else:
         names = _walk_files(root)
         raw, rev, count = _tar_files(root, names), "dir", len(names)
+    _refuse_escaping_links(root, raw)
     data = gzip.compress(raw, compresslevel=6, mtime=0)
     digest = hashlib.sha256(data).hexdigest()[:16]
     if rev == "dir":
@@ -119,6 +120,61 @@ def pack(root: Path, ref: str | None = None) -> Packed:
         os.replace(tmp, archive)
     _prune(cache, keep=20)
     return Packed(archive=archive, digest=digest, rev=rev, files=count)
+
+
+def escaping_links(members: list[tarfile.TarInfo]) -> list[str]:
+    """The archive's links ("name -> target") that are absolute or lead out of
+    its tree, following the archive's own links on the way (``a -> b/..`` with
+    ``b -> ..`` escapes)."""
+    links = {m.name.strip("/"): m.linkname for m in members if m.issym()}
+    bad = []
+    for member in members:
+        if member.issym():
+            parent = member.name.strip("/").split("/")[:-1]
+            if _resolve(links, parent, member.linkname) is None:
+                bad.append(f"{member.name} -> {member.linkname}")
+        elif member.islnk() and _resolve({}, [], member.linkname) is None:
+            bad.append(f"{member.name} -> {member.linkname}")
+    return bad
+
+
+def _resolve(links: dict[str, str], base: list[str], target: str, depth: int = 0):
+    """The path components ``target`` leads to from folder ``base`` inside the
+    tree, or None when it is absolute, climbs above the top, or loops."""
+    if target.startswith("/") or depth > 40:
+        return None
+    parts = list(base)
+    for name in target.split("/"):
+        if name in ("", "."):
+            continue
+        if name == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(name)
+        link = links.get("/".join(parts))
+        if link is not None:
+            resolved = _resolve(links, parts[:-1], link, depth + 1)
+            if resolved is None:
+                return None
+            parts = resolved
+    return parts
+
+
+def _refuse_escaping_links(root: Path, raw: bytes) -> None:
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        bad = escaping_links(tar.getmembers())
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" (and {len(bad) - 10} more)" if len(bad) > 10 else "")
+        raise HopError(
+            f"The source in {root} holds {'a symlink' if len(bad) == 1 else 'symlinks'} "
+            f"pointing outside the app's directory: {shown}. Hop3 refuses them: on the "
+            "host the app, or nginx serving its static files, would read files that are "
+            "not the app's.",
+            "Replace each with the file it points to, or with a relative link to a file "
+            "inside the app.",
+        )
 
 
 def _short(root: Path, ref: str) -> str:

@@ -88,3 +88,54 @@ def test_packing_the_same_source_at_once_never_fails(tmp_path):
     assert [code for code, _, _ in results] == [0] * 8, [err for _, _, err in results]
     assert len({out for _, out, _ in results}) == 1
     assert not list((tmp_path / "cache" / "uploads").glob("*.tmp"))
+
+
+def symlinked_app(root, links):
+    app = make_app(root)
+    (app / "static").mkdir()
+    (app / "static/logo.txt").write_text("logo")
+    for name, target in links.items():
+        (app / name).symlink_to(target)
+    return app
+
+
+@pytest.mark.parametrize(
+    "links, bad",
+    [
+        ({"static/passwd": "/etc/passwd"}, "static/passwd -> /etc/passwd"),
+        ({"up": "../.."}, "up -> ../.."),
+        ({"static/out": "../../secret.txt"}, "static/out -> ../../secret.txt"),
+        # Each link alone stays inside; followed, the second one leaves the tree.
+        ({"static/top": "..", "climb": "static/top/.."}, "climb -> static/top/.."),
+    ],
+)
+def test_links_leaving_the_tree_are_refused_by_name(tmp_path, links, bad):
+    app = symlinked_app(tmp_path, links)
+    with pytest.raises(HopError) as err:
+        pack(app)
+    assert bad in err.value.message
+    assert "outside the app's directory" in err.value.message
+    assert "relative link" in err.value.hint
+
+
+def test_links_inside_the_tree_are_packed(tmp_path):
+    app = symlinked_app(
+        tmp_path, {"logo.txt": "static/logo.txt", "assets": "static", "again": "assets/../app.py"}
+    )
+    packed = pack(app)
+    with tarfile.open(packed.archive) as tar:
+        links = {m.name: m.linkname for m in tar.getmembers() if m.issym()}
+    assert links == {"logo.txt": "static/logo.txt", "assets": "static", "again": "assets/../app.py"}
+
+
+def test_links_leaving_the_tree_are_refused_in_a_git_ref(tmp_path):
+    app = symlinked_app(tmp_path, {"static/passwd": "/etc/passwd"})
+    git = ["git", "-C", str(app), "-c", "user.email=t@t", "-c", "user.name=t"]
+    (app / ".git/config").unlink()
+    (app / ".git").rmdir()
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    with pytest.raises(HopError) as err:
+        pack(app, ref="HEAD")
+    assert "static/passwd -> /etc/passwd" in err.value.message

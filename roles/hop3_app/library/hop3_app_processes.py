@@ -7,8 +7,11 @@ short_description: Run a Hop3 app's processes with zero-downtime swaps
 description:
   - Starts the instances a release needs beside the running ones, health-checks
     the web instances, switches the nginx upstream, waits for nginx to drain,
-    then stops the old instances. A failed health check stops the new
-    instances and leaves the old ones serving.
+    then stops the old instances. A failure before the old instances are
+    stopped (health check, a process that exits, nginx down or refusing the
+    upstream, cron timers) stops and disables the new instances, puts the
+    changed files (units, upstream) back and leaves state.json as it was:
+    the old ones keep serving. A failed first deploy removes the app.
   - Keeps instances that already run the wanted release with the current
     config; a second run with nothing to do reports changed=false.
 options:
@@ -22,6 +25,9 @@ options:
     default: started
   remove_failed: {description: Remove the release if it fails its health check., type: bool}
   keep_releases: {description: How many releases to keep on disk., type: int, default: 5}
+  upload:
+    description: The release's uploaded source, removed with the app when its first deploy fails.
+    type: path
   lock:
     description:
       - The app's lock (module_utils/hop3_app_lock.py), taken before any change
@@ -31,8 +37,10 @@ options:
 author: Hop3
 """
 
+import copy
 import os
 import shutil
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -50,17 +58,39 @@ from ansible.module_utils.hop3_app_host import (
     allocate_ports,
     digest,
     find_release,
-    journal_tail,
     load_env,
     load_state,
     proxy_settings,
     release_ports,
     reload_nginx,
+    remove_app,
     save_state,
     systemctl,
     tail,
+    unit_gone,
+    unit_properties,
+    unit_report,
     write_file,
 )
+
+
+# How long a new worker (no port to probe) must keep running to count as started.
+WORKER_SETTLE_SECONDS = 1
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def listening(port):
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def unit_name(app, process, instance=None):
@@ -155,6 +185,10 @@ class Swap:
         self.state = state
         self.changed = False
         self.units_changed = False
+        # Files this run changed (path -> content before, None: absent), and
+        # whether nginx loaded the new upstream: what a failed swap puts back.
+        self.undo_files = {}
+        self.nginx_reloaded = False
 
     # -- units ---------------------------------------------------------------
 
@@ -162,7 +196,10 @@ class Swap:
         self.units_changed |= write_recover_template(UNIT_DIR, write_file)
         for process in spec["processes"]:
             path = os.path.join(UNIT_DIR, unit_name(self.paths.app, process))
-            self.units_changed |= write_file(path, unit_text(self.paths, process, spec))
+            before = read_bytes(path)
+            if write_file(path, unit_text(self.paths, process, spec)):
+                self.units_changed = True
+                self.undo_files.setdefault(path, before)
         if self.units_changed:
             systemctl("daemon-reload")
 
@@ -226,12 +263,26 @@ class Swap:
             for instance in instances:
                 self.health_check(instance, healthcheck, self.fetcher(instance))
             return
-        time.sleep(1)
-        for instance in instances:
-            unit = unit_name(self.paths.app, process, instance["id"])
-            if systemctl("is-active", unit, check=False).stdout.strip() != "active":
-                raise StepFailed("start %s" % process, "%s is not running." % unit,
-                                 journal_tail(unit))  # fmt: skip
+        # A worker has no port to probe: it must still run a little later.
+        deadline = time.monotonic() + WORKER_SETTLE_SECONDS
+        while True:
+            for instance in instances:
+                self.fail_if_gone(process, instance)
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.2)
+
+    def fail_if_gone(self, process, instance):
+        """Stop waiting as soon as systemd says the process exited."""
+        unit = unit_name(self.paths.app, process, instance["id"])
+        why = unit_gone(unit_properties(unit))
+        if why:
+            raise StepFailed(
+                "start %s" % process,
+                "%s process %s stopped at once: %s. Its command is in the Procfile or "
+                "hop3.toml [run]; its last output is below." % (process, unit, why),
+                unit_report(unit),
+            )
 
     def fetcher(self, instance):
         """How to GET a path from a web instance: HTTP, or FastCGI for PHP-FPM."""
@@ -244,13 +295,13 @@ class Swap:
 
     def health_check(self, instance, check, fetch):
         unit = unit_name(self.paths.app, "web", instance["id"])
-        url = "http://127.0.0.1:%d%s" % (instance["number"], check.get("path") or "/")
-        deadline = time.monotonic() + int(check.get("timeout") or 30)
+        port = instance["number"]
+        url = "http://127.0.0.1:%d%s" % (port, check.get("path") or "/")
+        timeout = int(check.get("timeout") or 30)
+        deadline = time.monotonic() + timeout
         failures, last = 0, "no answer"
         while time.monotonic() < deadline:
-            state = systemctl("is-active", unit, check=False).stdout.strip()
-            if state == "failed":
-                break
+            self.fail_if_gone("web", instance)
             verdict = probe(fetch, check)
             if verdict is None:
                 return
@@ -260,12 +311,23 @@ class Swap:
                 if failures >= int(check.get("retries") or 3):
                     break
             time.sleep(0.1 if verdict == "no answer" else 1)
-        raise StepFailed(
-            "health check",
-            "web instance on port %d did not pass the health check (%s): %s"
-            % (instance["number"], url, last),
-            journal_tail(unit),
-        )
+        self.fail_if_gone("web", instance)
+        if last == "no answer" and not listening(port):
+            message = (
+                "web process is running but nothing listens on 127.0.0.1:%d after %d s: the "
+                "start command must bind $PORT (Hop3 sets it for each web instance), on "
+                "127.0.0.1 or 0.0.0.0." % (port, timeout)
+            )
+        elif last == "no answer":
+            message = (
+                "web instance on port %d accepts connections but gave no HTTP answer to %s "
+                "within %d s (raise [healthcheck] timeout if it starts slowly)." % (
+                    port, url, timeout)
+            )  # fmt: skip
+        else:
+            message = "web instance on port %d answers but did not pass the health check " \
+                "(%s): %s." % (port, url, last)  # fmt: skip
+        raise StepFailed("health check", message, unit_report(unit))
 
     # -- nginx ---------------------------------------------------------------
 
@@ -282,23 +344,31 @@ class Swap:
              '    default "%s";' % self.paths.release(release_id), "}", ""]
         )  # fmt: skip
         os.makedirs(os.path.dirname(self.paths.upstream), exist_ok=True)
-        if write_file(self.paths.upstream, text) and os.path.exists(self.paths.site):
-            reload_nginx()
-            self.changed = True
+        before = read_bytes(self.paths.upstream)
+        if write_file(self.paths.upstream, text):
+            self.undo_files.setdefault(self.paths.upstream, before)
+            if os.path.exists(self.paths.site):
+                self.nginx_reloaded = True  # even if the reload fails half-way
+                reload_nginx()
+                self.changed = True
 
     # -- the whole reconciliation --------------------------------------------
 
     def run(self, release_id, scale, mode):
+        """Start the new instances, switch nginx and `current` to them, then
+        stop the old ones. Until the old ones are stopped, any failure puts
+        everything back (undo): the release that ran before keeps serving."""
         release = find_release(self.state, release_id)
         spec = release["spec"]
         env_hash = digest(load_env(self.paths))
         wanted = {p: int(scale.get(p, proc.get("scale", 1))) for p, proc in spec["processes"].items()}
         if mode == "stopped":
             wanted = {p: 0 for p in wanted}
-        self.write_units(spec)
         instances = self.state.setdefault("instances", {})
         keep, new, old = {}, {}, {}
+        before_current = self.state.get("current")
         try:
+            self.write_units(spec)
             for process in sorted(set(wanted) | set(instances), key=lambda p: p != "web"):
                 running = instances.get(process, [])
                 fits = [i for i in running if i["release"] == release_id and i["env"] == env_hash
@@ -310,12 +380,16 @@ class Swap:
                 if missing > 0:
                     new[process] = self.start(process, release_id, env_hash, missing)
                     self.check_alive(process, new[process], spec.get("healthcheck") or {})
-        except StepFailed:
-            for process, instances_started in new.items():
-                self.stop(process, instances_started)
+            web = keep.get("web", []) + new.get("web", [])
+            self.write_upstream([i["number"] for i in web], release_id)
+            if mode == "stopped":
+                self.remove_cron()
+            else:
+                self.sync_cron(spec)
+            self.switch_current(release_id)
+        except BaseException:
+            self.undo(new, before_current)
             raise
-        web = keep.get("web", []) + new.get("web", [])
-        self.write_upstream([i["number"] for i in web], release_id)
         for process, instances_old in old.items():
             self.stop(process, instances_old)
         self.state["instances"] = {
@@ -324,11 +398,45 @@ class Swap:
         self.state["scale"] = {p: n for p, n in wanted.items()} if mode != "stopped" else (
             self.state.get("scale") or {})  # fmt: skip
         self.state["stopped"] = mode == "stopped"
-        if mode == "stopped":
-            self.remove_cron()
-        else:
-            self.sync_cron(spec)
-        self.switch_current(release_id)
+
+    def undo(self, new, before_current):
+        """Put the host back as it was before this run: stop and disable the
+        instances it started (not left failed), restore the files it changed
+        (nginx reloaded again if it had loaded them), the cron timers and
+        `current`. Best effort: the first error is the one reported."""
+        for process, started in new.items():
+            units = [unit_name(self.paths.app, process, i["id"]) for i in started]
+            for unit in units:
+                systemctl("disable", "--now", unit, check=False)
+                systemctl("reset-failed", unit, check=False)
+            if process == "web":
+                release_ports(self.paths.app, [i["number"] for i in started])
+        for path, content in self.undo_files.items():
+            if content is None:
+                if os.path.exists(path):
+                    os.unlink(path)
+            else:
+                write_file(path, content)
+        if any(path.startswith(UNIT_DIR) for path in self.undo_files):
+            systemctl("daemon-reload", check=False)
+        if self.nginx_reloaded and os.path.exists(self.paths.site):
+            try:
+                reload_nginx()
+            except StepFailed:
+                pass  # nginx is down: it reads the restored file when it starts
+        self.undo_cron(before_current)
+        if before_current and self.state.get("current") != before_current:
+            self.switch_current(before_current)
+
+    def undo_cron(self, before_current):
+        try:
+            previous = find_release(self.state, before_current) if before_current else None
+            if previous and not self.state.get("stopped"):
+                self.sync_cron(previous["spec"])
+            else:
+                self.remove_cron()
+        except (StepFailed, OSError):
+            pass
 
     def is_active(self, process, instance):
         unit = unit_name(self.paths.app, process, instance["id"])
@@ -419,6 +527,30 @@ def probe(fetch, check):
     return None
 
 
+def forget_failed_release(module, paths, state, release_id):
+    """After a failed swap (Swap.undo put the processes back): state.json as
+    before, without the failed build when asked (remove_failed). A failed first
+    deploy leaves no app at all. What to tell the user."""
+    if not module.params["remove_failed"] or state["current"] == release_id:
+        save_state(paths, state)
+        return "The app runs as it did before."
+    failed = find_release(state, release_id)
+    if failed:
+        state["releases"].remove(failed)
+    if not state["releases"] and not state["current"]:
+        try:
+            remove_app(paths, [module.params["upload"]] if module.params["upload"] else [])
+        except StepFailed as cleanup:
+            return "Removing what the failed first deploy made failed too: " + cleanup.message
+        return "Nothing of app '%s' was kept on the host: fix the problem and deploy again." % (
+            paths.app)  # fmt: skip
+    shutil.rmtree(paths.release(release_id), ignore_errors=True)
+    save_state(paths, state)
+    if state["current"]:
+        return "Release %s keeps running." % state["current"]
+    return ""
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -429,6 +561,7 @@ def main():
                       "choices": ["started", "stopped", "restarted"]},
             "remove_failed": {"type": "bool", "default": False},
             "keep_releases": {"type": "int", "default": 5},
+            "upload": {"type": "path"},
             "lock": LOCK_OPTION,
         },
     )  # fmt: skip
@@ -448,19 +581,16 @@ def reconcile(module, paths, lock):
                          % (paths.app, release_id or "yet", known))  # fmt: skip
     scale = dict(state.get("scale") or {})
     scale.update({k: int(v) for k, v in (module.params["scale"] or {}).items()})
+    before = copy.deepcopy(state)
     swap = Swap(module, paths, state)
     try:
         swap.run(release_id, scale, module.params["state"])
         swap.prune(module.params["keep_releases"])
     except StepFailed as err:
-        if module.params["remove_failed"] and state["current"] != release_id:
-            failed = find_release(state, release_id)
-            state["releases"].remove(failed)
-            shutil.rmtree(paths.release(release_id), ignore_errors=True)
-        save_state(paths, state)
+        msg = "Deploy step '%s' failed: %s" % (err.step, err.message)
+        msg += " " + forget_failed_release(module, paths, before, release_id)
         lock.finish(ok=False)
-        module.fail_json(msg="Deploy step '%s' failed: %s" % (err.step, err.message),
-                         step=err.step, output_tail=tail(err.output))  # fmt: skip
+        module.fail_json(msg=msg, step=err.step, output_tail=tail(err.output))
     save_state(paths, state)
     lock.finish(ok=True)
     ports = [i["number"] for i in state["instances"].get("web", [])]

@@ -75,11 +75,13 @@ from ansible.module_utils.hop3_app_host import (
     StepFailed,
     digest,
     ensure_user,
+    escaping_links,
     find_release,
     grant_web_server,
     load_env,
     load_state,
     read_json,
+    remove_app,
     run_as,
     run_in_release,
     save_env,
@@ -239,7 +241,22 @@ def unpack(paths, source, release_dir):
         )  # fmt: skip
     if code != 0:
         raise StepFailed("unpack", "Unpacking the source failed.", output)
+    # Checked here too, not only by `hop deploy`: a git push builds its archive
+    # on the host.
+    links = escaping_links(release_dir)
+    if links:
+        raise StepFailed("unpack", links_message(links))
     grant_web_server(release_dir, "rx")
+
+
+def links_message(links):
+    return (
+        "The source holds %s pointing outside the app's directory: %s. Hop3 refuses "
+        "them (the app, or nginx serving its static files, would read files that are not "
+        "the app's). Replace each with the file it points to, or with a relative link "
+        "to a file inside the app." % ("a symlink" if len(links) == 1 else "symlinks",
+                                        ", ".join(links[:10]))
+    )  # fmt: skip
 
 
 def ensure_dir_as(user, path):
@@ -420,18 +437,19 @@ def main():
         lock.take()
     except (LockBusy, LockLost) as err:
         module.fail_json(msg=str(err), lock_busy=True)
+    # No state.json yet: the app's first deploy. If it fails, nothing is kept.
+    first_deploy = not os.path.exists(paths.state)
     try:
         release_id, built, timings, changed = release(module, paths, spec, lock)
     except LockLost as err:
         lock.finish(ok=False)
         module.fail_json(msg=str(err))
     except StepFailed as err:
+        msg = "Deploy step '%s' failed: %s" % (err.step, err.message)
+        if first_deploy:
+            msg += " " + forget_first_deploy(paths, module.params["source"])
         lock.finish(ok=False)
-        module.fail_json(
-            msg="Deploy step '%s' failed: %s" % (err.step, err.message),
-            step=err.step,
-            output_tail=tail(err.output),
-        )
+        module.fail_json(msg=msg, step=err.step, output_tail=tail(err.output))
     except BaseException:
         lock.finish(ok=False)
         raise
@@ -444,6 +462,17 @@ def write_inline_source(path, encoded):
     """Write a source archive sent inside the module's arguments, as the upload would."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     write_file(path, base64.b64decode(encoded), mode=0o600, owner="root")
+
+
+def forget_first_deploy(paths, upload):
+    """A failed first deploy leaves no app behind (docs/apps.md): its user,
+    directory, units and ports go; what to tell the user."""
+    try:
+        remove_app(paths, [upload])
+    except StepFailed as err:
+        return "Removing what the failed first deploy made failed too: %s" % err.message
+    return "Nothing of app '%s' was kept on the host: fix the problem and deploy again." % (
+        paths.app)  # fmt: skip
 
 
 def current_release(paths, state, spec, digest):

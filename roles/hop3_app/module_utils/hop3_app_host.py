@@ -283,6 +283,47 @@ def journal_tail(unit, lines=30):
     return proc.stdout
 
 
+UNIT_PROPERTIES = ("ActiveState", "SubState", "NRestarts", "Result", "ExecMainStatus")
+
+
+def unit_properties(unit):
+    """What systemd says of a unit now: ActiveState, SubState, NRestarts..."""
+    args = ["show", unit, *("--property=" + p for p in UNIT_PROPERTIES)]
+    out = systemctl(*args, check=False).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def unit_gone(props, restarts_before="0"):
+    """Why a started unit is no longer running (it exited, failed, or systemd
+    restarted it), or None while it runs or is still starting."""
+    active, sub = props.get("ActiveState"), props.get("SubState")
+    if sub == "auto-restart" or props.get("NRestarts", "0") != restarts_before:
+        return "its process exited (status %s) and systemd restarts it" % (
+            props.get("ExecMainStatus") or "?")  # fmt: skip
+    if active not in ("active", "activating", "reloading"):
+        return "it is %s (%s, exit status %s)" % (
+            active, props.get("Result") or sub, props.get("ExecMainStatus") or "?")  # fmt: skip
+    return None
+
+
+def unit_report(unit, lines=8):
+    """`systemctl status` of a unit and its last journal lines, for an error:
+    the user never has to log in to see why a process did not start."""
+    status = systemctl("status", "--no-pager", "--full", "--lines=0", unit, check=False).stdout
+    journal = journal_tail(unit, lines)
+    for _ in range(10):  # journald may not have written the last lines yet
+        if journal.strip():
+            break
+        time.sleep(0.1)
+        journal = journal_tail(unit, lines)
+    # The head of the status (state, exit code, PID): with the journal lines it
+    # fits the 15 lines of output the CLI shows.
+    status_lines = [line for line in status.rstrip().splitlines() if line.strip()][:5]
+    return "\n".join(["systemctl status %s:" % unit, *status_lines,
+                      "journal of %s (last lines):" % unit,
+                      journal.rstrip() or "(nothing)"])  # fmt: skip
+
+
 # --- nginx -------------------------------------------------------------------
 
 
@@ -298,10 +339,83 @@ def reload_nginx():
     if check.returncode != 0:
         raise StepFailed("proxy", "nginx rejected the configuration", check.stderr)
     before = nginx_worker_pids()
-    systemctl("reload", "nginx")
+    reload = systemctl("reload", "nginx", check=False)
+    if reload.returncode != 0:
+        state = systemctl("is-active", "nginx", check=False).stdout.strip() or "unknown"
+        raise StepFailed(
+            "proxy",
+            "nginx did not reload (it is %s), so the new release cannot be served; the "
+            "release that ran before is kept. Start nginx (`hop setup`, or `systemctl "
+            "start nginx` on the host) and deploy again." % state,
+            (reload.stderr or reload.stdout) + "\n" + unit_report("nginx.service", 3),
+        )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and nginx_worker_pids() & before:
         time.sleep(0.05)
+
+
+# --- removing an app ---------------------------------------------------------
+
+
+def remove_app(paths, uploads=()):
+    """Remove every trace of an app but its vhost and lock: units (running,
+    failed or not), port registrations, files, the given uploads, its user.
+    Return whether anything was there."""
+    changed = False
+    prefix = "hop3-%s-" % paths.app
+    units = [n for n in os.listdir(UNIT_DIR) if n.startswith(prefix)]
+    live = systemctl("list-units", "--all", "--no-legend", "--plain", prefix + "*",
+                     check=False).stdout.split("\n")  # fmt: skip
+    for name in [line.split()[0] for line in live if line.strip()]:
+        systemctl("disable", "--now", name, check=False)
+        changed = True
+    for name in units:
+        if not name.endswith("@.service"):
+            systemctl("disable", "--now", name, check=False)
+        os.unlink(os.path.join(UNIT_DIR, name))
+        changed = True
+    if changed:
+        systemctl("daemon-reload")
+        systemctl("reset-failed", prefix + "*", check=False)
+    if os.path.exists(PORTS_FILE):
+        with ports_registry() as ports:
+            for port in [p for p, owner in ports.items() if owner == paths.app]:
+                del ports[port]
+                changed = True
+    if os.path.isdir(paths.root):
+        shutil.rmtree(paths.root)
+        changed = True
+    for upload in uploads:
+        if os.path.exists(upload):
+            os.unlink(upload)
+            changed = True
+    if user_exists(paths.app) and pwd.getpwnam(paths.app).pw_dir == paths.root:
+        subprocess.run(["pkill", "-KILL", "-u", paths.app], capture_output=True)
+        proc = subprocess.run(["userdel", paths.app], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StepFailed("remove", "Removing user %s failed: %s" % (paths.app, proc.stderr))
+        changed = True
+    return changed
+
+
+# --- uploaded sources -----------------------------------------------------------
+
+
+def escaping_links(root):
+    """Symlinks under ``root`` that are absolute or resolve outside it
+    (following the links on the way), as "name -> target" strings."""
+    root = os.path.realpath(root)
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                continue
+            target = os.readlink(path)
+            real = os.path.realpath(path)
+            if os.path.isabs(target) or not (real == root or real.startswith(root + os.sep)):
+                found.append("%s -> %s" % (os.path.relpath(path, root), target))
+    return found
 
 
 # --- proxy -------------------------------------------------------------------
