@@ -56,6 +56,16 @@ def python_tag() -> str:
     return f"cp{sys.version_info.major}{sys.version_info.minor}"
 
 
+def setup_extravars(archive: Path, sha256: str) -> dict[str, str]:
+    """What `hop setup` passes to the host CLI role to install this wheelhouse."""
+    return {
+        "hop3_version": __version__,
+        "hop3_wheelhouse": str(archive),
+        "hop3_wheelhouse_sha256": sha256,
+        "hop3_wheelhouse_python": python_tag(),
+    }
+
+
 def dependency_pins(package: str = PACKAGE) -> dict[str, str]:
     """Every runtime dependency of ``package`` (transitively, extras included) at
     the version installed here: canonical name -> version. ``package`` itself is

@@ -8,8 +8,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hop3 import __version__
-
 from .options import RunOptions, json_option, run_options
 from .output import finish, raise_on_failure
 
@@ -37,12 +35,7 @@ def setup(opts: RunOptions) -> None:
         inventory=target.inventory,
         limit=target.limit,
         verb="setup",
-        extravars={
-            "hop3_version": __version__,
-            "hop3_wheelhouse": str(archive),
-            "hop3_wheelhouse_sha256": sha256,
-            "hop3_wheelhouse_python": wheelhouse.python_tag(),
-        },
+        extravars=wheelhouse.setup_extravars(archive, sha256),
         verbose=opts.verbose,
         quiet=opts.json,
     )

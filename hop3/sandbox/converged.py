@@ -169,12 +169,7 @@ def _setup(host) -> None:
             inventory=inventory,
             limit=BUILDER_NAME,
             verb="setup",
-            extravars={
-                "hop3_version": __version__,
-                "hop3_wheelhouse": str(archive),
-                "hop3_wheelhouse_sha256": sha256,
-                "hop3_wheelhouse_python": wheelhouse.python_tag(),
-            },
+            extravars=wheelhouse.setup_extravars(archive, sha256),
             quiet=True,
             record=False,
         )

@@ -428,12 +428,4 @@ def _alive(pid):
 def holder_alive(record):
     """Whether the process that last renewed ``record`` still runs on this host."""
     pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid > 0 and _alive(pid)
