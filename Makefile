@@ -45,27 +45,41 @@ lint: venv
 unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
-# The catalog's tests (tests/integration/test_catalog_*.py) install real apps
-# and spend most of their time waiting on downloads, builds and health checks:
-# they run beside the platform's tests, on sandbox hosts of their own (network
-# 9), so `make test` stays within CI's time on 2 cores. Their output follows
-# the platform's; either stream failing fails the target.
+# Three pytest streams run side by side, each on sandbox hosts of its own, so
+# `make test` stays within CI's time on 2 cores (most of the time of each is
+# spent waiting on downloads, builds, health checks and timeouts):
+# - the platform's tests (network 1), whose hosts boot bare Debian because
+#   test_setup.py checks a first `hop setup`, and end with a second setup
+#   that must change nothing after TLS, the WAF, the firewall and the rest;
+# - the deploy-path tests that bring their own apps and failures (state,
+#   failed and interrupted deploys, parallel setup, the converged image;
+#   network 3): PLATFORM_APART;
+# - the catalog's (tests/integration/test_catalog_*.py, network 9), which
+#   install real apps.
+# Their outputs follow one another; any stream failing fails the target.
 # Hosts that need no first setup on bare Debian boot from the converged
 # sandbox image (`hop sandbox up --image converged`: `hop setup` applied,
 # cached under ~/.cache/hop3/sandbox/converged/ by a hash of roles/ and
-# playbooks/). The first stream to need it builds it; the other waits for it.
+# playbooks/). The first stream to need it builds it; the others wait for it.
 CATALOG_TESTS := $(wildcard tests/integration/test_catalog_*.py)
 CATALOG_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-catalog/config HOP3_STATE_DIR=$(TEST_HOME)-catalog/state HOP3_SANDBOX_NET=9
+PLATFORM_APART := $(addprefix tests/integration/,test_app_state.py test_deploy_failures.py \
+	test_interrupt.py test_setup_parallel.py test_converged_image.py)
+APART_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-apart/config HOP3_STATE_DIR=$(TEST_HOME)-apart/state HOP3_SANDBOX_NET=3
 
 integration: system-deps venv
 	@mkdir -p $(TEST_HOME); \
 	$(CATALOG_ENV) $(VENV)/bin/pytest $(CATALOG_TESTS) -q -x -p no:cacheprovider \
 		> $(TEST_HOME)/catalog-tests.log 2>&1 & catalog=$$!; \
+	$(APART_ENV) $(VENV)/bin/pytest $(PLATFORM_APART) -q -x -p no:cacheprovider \
+		> $(TEST_HOME)/apart-tests.log 2>&1 & apart=$$!; \
 	$(TEST_ENV) $(VENV)/bin/pytest tests/integration -q -x \
-		--ignore-glob='tests/integration/test_catalog_*'; platform=$$?; \
-	wait $$catalog; catalog_status=$$?; \
+		--ignore-glob='tests/integration/test_catalog_*' \
+		$(addprefix --ignore=,$(PLATFORM_APART)); platform=$$?; \
+	wait $$catalog; catalog_status=$$?; wait $$apart; apart_status=$$?; \
 	echo "--- catalog tests (sandbox network 9) ---"; cat $(TEST_HOME)/catalog-tests.log; \
-	test $$platform -eq 0 && test $$catalog_status -eq 0
+	echo "--- deploy-path tests (sandbox network 3) ---"; cat $(TEST_HOME)/apart-tests.log; \
+	test $$platform -eq 0 && test $$catalog_status -eq 0 && test $$apart_status -eq 0
 
 molecule: system-deps venv
 	$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test
@@ -74,3 +88,4 @@ clean-sandbox: venv
 	$(HOP) sandbox down
 	$(TEST_ENV) $(HOP) sandbox down
 	$(CATALOG_ENV) $(HOP) sandbox down
+	$(APART_ENV) $(HOP) sandbox down
