@@ -125,8 +125,9 @@ def inventory_with(tmp_path: Path, **host_vars) -> str:
 
 
 def guard_state(address: str) -> str:
+    """The guard timer's state and the run dir's files (but its lock, which stays)."""
     return ssh(address, "systemctl is-active hop3-firewall-guard.timer; "
-                        "ls /run/hop3-firewall", check=False).stdout  # fmt: skip
+                        "ls /run/hop3-firewall | grep -vx lock", check=False).stdout  # fmt: skip
 
 
 # -- the firewall hop setup made
@@ -270,7 +271,9 @@ def test_guard_restores_ssh_after_a_lockout(hosts, tmp_path):
     assert proc.returncode != 0
     assert "block new SSH connections" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not ssh_works(first)  # locked out for now
+    # Locked out until the guard fires (GUARD_SECONDS after the apply): on a
+    # busy machine the failed run may end after that, so no check of "still
+    # locked out" here; the guard's journal below shows it had to act.
     back = wait_for_ssh(first, GUARD_SECONDS * 4)
     assert back is not None, "the guard did not restore SSH"
     print(f"SSH back {time.monotonic() - started:.1f} s after the run started")
