@@ -390,12 +390,24 @@ def remove_app(paths, uploads=()):
             os.unlink(upload)
             changed = True
     if user_exists(paths.app) and pwd.getpwnam(paths.app).pw_dir == paths.root:
-        subprocess.run(["pkill", "-KILL", "-u", paths.app], capture_output=True)
+        kill_user_processes(paths.app)
         proc = subprocess.run(["userdel", paths.app], capture_output=True, text=True)
         if proc.returncode != 0:
             raise StepFailed("remove", "Removing user %s failed: %s" % (paths.app, proc.stderr))
         changed = True
     return changed
+
+
+def kill_user_processes(user, seconds=15):
+    """SIGKILL every process of ``user`` and wait until they are gone: the
+    kernel reaps them asynchronously, and userdel refuses a user still in use."""
+    deadline = time.monotonic() + seconds
+    while True:
+        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        alive = subprocess.run(["pgrep", "-u", user], capture_output=True).returncode == 0
+        if not alive or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 # --- uploaded sources -----------------------------------------------------------
