@@ -115,7 +115,7 @@ def assert_host_consistent(address: str) -> dict:
     listed = [a for a in hop_json("apps", "-t", HOST)[HOST] if a.get("app") == APP]
     assert listed and listed[0]["release"] == current
     ps = hop_json("ps", APP, "-t", HOST)[HOST]
-    assert ps["release"] == current and ps["instances_running"] == len(recorded)
+    assert ps["release"] == current and ps["instances_up"] == len(recorded)
     releases = hop_json("releases", APP, "-t", HOST)[HOST]
     assert [r["id"] for r in releases] == [r["id"] for r in state["releases"]]
     assert [r["id"] for r in releases if r["status"] == "active"] == [current]
