@@ -27,7 +27,6 @@ import json
 import shlex
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hop3 import __version__, paths, resources
@@ -211,10 +210,6 @@ def host_vars_of(target: Target) -> dict[str, dict[str, Any]]:
     return {host: inventory.host_vars(host) for host in target.hosts}
 
 
-def record_path(app: str) -> Path:
-    return Path("/srv/hop3/apps") / app / RECORD
-
-
 @dataclass
 class Plan:
     """The deploy's per-host inputs from the fast check: what to send, what to skip."""
@@ -222,6 +217,7 @@ class Plan:
     fingerprints: dict[str, list[str]]  # host -> [full, config]
     unchanged: dict[str, HostDeployed]  # hosts with nothing to do
     proxy_unchanged: list[str]  # hosts where only the source changed (the vhost is as it was)
+    host_vars: dict[str, dict[str, Any]]  # the inventory's, per host, as fingerprinted
 
     def extravars(self) -> dict[str, Any]:
         return {
@@ -249,7 +245,8 @@ def plan(target: Target, app: str, extravars: dict[str, Any]) -> Plan:
             unchanged[host] = report
         elif tls_off and report.config_fingerprint == config and report.untouched():
             proxy_unchanged.append(host)
-    return Plan(fingerprints=prints, unchanged=unchanged, proxy_unchanged=proxy_unchanged)
+    return Plan(fingerprints=prints, unchanged=unchanged, proxy_unchanged=proxy_unchanged,
+                host_vars=host_vars)  # fmt: skip
 
 
 def unchanged_report(app: str, host: str, address: str, spec: dict, found: HostDeployed) -> dict:

@@ -109,7 +109,6 @@ def _skip_unchanged(target, app: str, extravars: dict):
 
     from hop3 import deployed, history
     from hop3.runner import HostStats, RunResult
-    from hop3.targets import load_inventory
 
     clock, started = time.monotonic(), datetime.now(UTC)
     plan = deployed.plan(target, app, extravars)
@@ -117,10 +116,9 @@ def _skip_unchanged(target, app: str, extravars: dict):
     todo = [h for h in target.hosts if h not in plan.unchanged]
     if todo:
         return replace(target, hosts=todo, limit=",".join(todo)), None
-    inventory = load_inventory(target.inventory)
     reports = {
         host: deployed.unchanged_report(
-            app, host, str(inventory.host_vars(host).get("ansible_host") or host),
+            app, host, str(plan.host_vars[host].get("ansible_host") or host),
             extravars["hop3_app_spec"], found,
         )
         for host, found in plan.unchanged.items()
