@@ -441,7 +441,7 @@ def _falsy(value: str) -> bool:
     return value.strip().lower() in ("0", "false", "no", "off", "n", "f")
 
 
-def ansible_env(run_dir: Path, *, color: bool) -> dict[str, str]:
+def ansible_env(run_dir: Path, *, color: bool, playbook: str = "") -> dict[str, str]:
     """Ansible settings, as environment variables so no ansible.cfg is needed."""
     control_dir = paths.ensure(paths.cache_dir() / "cp")
     env = {
@@ -464,7 +464,7 @@ def ansible_env(run_dir: Path, *, color: bool) -> dict[str, str]:
     }
     if not color:
         env["ANSIBLE_NOCOLOR"] = "True"
-    env.update(_mitogen_env())
+    env.update(_mitogen_env(playbook))
     modules = resources.content_root() / "plugins" / "modules"
     if modules.is_dir():
         env["ANSIBLE_LIBRARY"] = str(modules)
@@ -475,13 +475,20 @@ def ansible_env(run_dir: Path, *, color: bool) -> dict[str, str]:
     return env
 
 
-def _mitogen_env() -> dict[str, str]:
-    """Run with the Mitogen strategy when it is installed (HOP3_MITOGEN=0 turns it off).
+# Playbooks that make many module calls per host. Mitogen starts one Python
+# interpreter per host and run (about 2.5 s here) and then makes each call
+# cheap, so it pays from about ten calls: a converged `hop setup` (about 20)
+# is 2 s faster with it, a redeploy (three) 1.3 s slower (docs/performance.md).
+MITOGEN_PLAYBOOKS = frozenset({"setup.yml", "restore.yml"})
 
-    Mitogen keeps one Python interpreter per host for the whole run instead of
-    starting one per module call, which is most of a deploy's cost.
+
+def _mitogen_env(playbook: str = "") -> dict[str, str]:
+    """The Mitogen strategy for the playbooks it speeds up, when it is installed.
+
+    HOP3_MITOGEN=1 uses it for every playbook, HOP3_MITOGEN=0 for none.
     """
-    if os.environ.get("HOP3_MITOGEN", "1") == "0":
+    choice = os.environ.get("HOP3_MITOGEN", "")
+    if choice == "0" or (choice != "1" and Path(playbook).name not in MITOGEN_PLAYBOOKS):
         return {}
     try:
         import ansible_mitogen
@@ -593,7 +600,7 @@ def run_playbook(
         if extravars:
             extravars_file = write_extravars(run_dir, extravars)
             cmdline += ["-e", f"@{extravars_file}"]
-        envvars = ansible_env(run_dir, color=color)
+        envvars = ansible_env(run_dir, color=color, playbook=str(playbook))
         shim = interrupt.write_shim(
             run_dir / "bin", envvars.get("PATH", os.environ.get("PATH", ""))
         )

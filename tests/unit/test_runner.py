@@ -237,6 +237,23 @@ def test_ansible_settings_come_from_the_environment(fake, files, hop3_dirs, monk
     assert fake.kwargs["cmdline"] == "--check"
 
 
+@pytest.mark.parametrize(
+    ("choice", "playbook", "mitogen"),
+    [
+        ("", "setup.yml", True),  # many module calls: Mitogen pays
+        ("", "/x/playbooks/restore.yml", True),
+        ("", "deploy.yml", False),  # three calls: its start-up costs more than it saves
+        ("", "config.yml", False),
+        ("1", "deploy.yml", True),
+        ("0", "setup.yml", False),
+    ],
+)
+def test_mitogen_only_for_playbooks_it_speeds_up(monkeypatch, choice, playbook, mitogen):
+    monkeypatch.setenv("HOP3_MITOGEN", choice)
+    env = runner._mitogen_env(playbook)
+    assert (env.get("ANSIBLE_STRATEGY") == "mitogen_linear") is mitogen
+
+
 def test_user_choice_of_host_key_checking_is_kept(fake, files, monkeypatch):
     monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
     run(files)
