@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -52,6 +53,17 @@ class HostDeployed:
     units: dict[str, str] = field(default_factory=dict)  # unit -> active state
     locked: bool = False
     nginx_active: bool = False
+    route: str | None = None  # the nft chain that forwards the app's route port
+
+    def route_ok(self) -> bool:
+        """The kernel forwards the app's route port to its web instances (an
+        app without one, e.g. PHP, has nginx name its instances)."""
+        if not self.state.get("route_port"):
+            return True
+        ports = sorted(i["number"] for i in (self.state.get("instances") or {}).get("web", []))
+        listing = (self.route or "").split("dnat", 1)
+        loaded = re.findall(r":\s*(\d+)\b", listing[1]) if len(listing) == 2 else []
+        return sorted(int(p) for p in loaded) == ports
 
     def untouched(self) -> bool:
         """No operation changed the app's state or config since the recorded deploy."""
@@ -73,6 +85,7 @@ class HostDeployed:
             and self.untouched()
             and not self.locked
             and self.nginx_active
+            and self.route_ok()
             and not self.state.get("stopped")
             and self.all_running()
         )
@@ -112,6 +125,11 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def route_chain(app: str) -> str:
+    """The nft chain of an app's route port (roles/hop3_app/module_utils/hop3_app_routes.py)."""
+    return "app_" + app.replace("-", "_")
+
+
 def read_script(app: str) -> str:
     """The read-only shell script that reports an app's deploy record and live state."""
     app_dir = shlex.quote(f"/srv/hop3/apps/{app}")
@@ -131,6 +149,8 @@ def read_script(app: str) -> str:
             sep,
             "systemctl is-active nginx",
             f"systemctl list-units --all --plain --no-legend {units}",
+            sep,
+            f"nft list chain ip hop3_routes {shlex.quote(route_chain(app))} 2>/dev/null",
             "exit 0",
         ]
     )
@@ -139,9 +159,9 @@ def read_script(app: str) -> str:
 def parse_report(text: str) -> HostDeployed | None:
     """The script's output as a HostDeployed, or None when it is not what we expect."""
     parts = [part.strip("\n") for part in text.split("\n" + _SEPARATOR + "\n")]
-    if len(parts) != 5:
+    if len(parts) != 6:
         return None
-    record, sums, state_text, locked, services = parts
+    record, sums, state_text, locked, services, found_route = parts
     found = HostDeployed()
     lines = record.splitlines()
     if len(lines) < 3:
@@ -157,6 +177,7 @@ def parse_report(text: str) -> HostDeployed | None:
         return None
     found.state = state
     found.locked = locked.strip() == "locked"
+    found.route = found_route
     service_lines = services.splitlines()
     found.nginx_active = bool(service_lines) and service_lines[0].strip() == "active"
     for line in service_lines[1:]:

@@ -4,14 +4,25 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
-HOST_FILE = Path(__file__).resolve().parents[2] / "roles/hop3_app/module_utils/hop3_app_host.py"
-_spec = importlib.util.spec_from_file_location("hop3_app_host", HOST_FILE)
-host = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(host)
+UTILS = Path(__file__).resolve().parents[2] / "roles/hop3_app/module_utils"
+
+
+def _load(name: str):
+    """A module_utils file, importable by the others as Ansible names it."""
+    spec = importlib.util.spec_from_file_location(name, UTILS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[f"ansible.module_utils.{name}"] = module
+    return module
+
+
+_load("hop3_app_routes")
+host = _load("hop3_app_host")
 
 
 def release(tmp_path, links):

@@ -15,6 +15,15 @@ FULL, CONFIG = "f" * 64, "c" * 64
 STATE_SUM, ENV_SUM = "1" * 64, "2" * 64
 
 
+# `nft list chain` of the app's route port, forwarding to its web instance.
+ROUTE = """table ip hop3_routes {
+	chain app_shop {
+		meta l4proto 6 dnat to 127.0.0.1:20001
+	}
+}
+"""
+
+
 def state(**changes) -> dict:
     base = {
         "app": "shop",
@@ -26,6 +35,7 @@ def state(**changes) -> dict:
         },
         "domains_extra": ["extra.example.com"],
         "domains_removed": ["old.example.com"],
+        "route_port": 20000,
     }
     base.update(changes)
     return base
@@ -39,6 +49,7 @@ def report_text(
     locked: bool = False,
     nginx: str = "active",
     units: str | None = None,
+    route: str = ROUTE,
 ) -> str:
     sep = "\n" + deployed._SEPARATOR + "\n"
     record = record if record is not None else (
@@ -52,7 +63,7 @@ def report_text(
     )  # fmt: skip
     # state.json has no final newline: the separator starts with one.
     parts = [record, sums, json.dumps(app_state or state(), indent=2),
-             "locked\n" if locked else "", f"{nginx}\n{units}"]  # fmt: skip
+             "locked\n" if locked else "", f"{nginx}\n{units}", route]  # fmt: skip
     return sep.join(parts)
 
 
@@ -85,6 +96,8 @@ def test_a_full_report_is_parsed():
         ("the app is stopped", report_text(app_state=state(stopped=True)), FULL),
         ("a worker died", report_text(units=WEB_ONLY), FULL),
         ("an instance restarts", report_text(units=RESTARTING), FULL),
+        ("the kernel lost the route", report_text(route=""), FULL),
+        ("the route forwards elsewhere", report_text(route=ROUTE.replace("20001", "20005")), FULL),
     ],
 )
 def test_anything_else_runs_the_playbook(why, text, fingerprint):

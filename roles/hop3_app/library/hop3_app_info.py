@@ -26,6 +26,7 @@ from ansible.module_utils.hop3_app_host import (
     proxy_settings,
     systemctl,
 )
+from ansible.module_utils import hop3_app_routes as routes
 from ansible.module_utils.hop3_app_lock import AppLock
 from ansible.module_utils.hop3_app_recover import recover_unit
 from ansible.module_utils.hop3_app_status import (
@@ -51,7 +52,9 @@ def read_listening():
 
 
 def wanted_instances(app, state, listening):
-    """The instances state.json wants, each with its live state."""
+    """The instances state.json wants, each with its live state. A web
+    instance the app's route port does not reach (the kernel lost the rule:
+    module_utils/hop3_app_routes.py) serves no request: it is "unrouted"."""
     instances = [
         (process, instance, "hop3-%s-%s@%s.service" % (app, process, instance["id"]))
         for process, group in sorted(state.get("instances", {}).items()) for instance in group
@@ -61,17 +64,21 @@ def wanted_instances(app, state, listening):
         names = [name for _, _, unit in instances for name in (unit, recover_unit(unit))]
         shown = systemctl("show", "-p", ",".join(UNIT_PROPERTIES), *names, check=False)
         units = parse_show(shown.stdout)
+    routed = routes.loaded_ports(app) if state.get("route_port") else None
     found = []
     for process, instance, unit in instances:
         props = units.get(unit, {})
         port = instance["number"] if process == "web" else None
+        live = instance_state(props, port, listening)
+        if live == "running" and port is not None and routed is not None and port not in routed:
+            live = "unrouted"
         found.append({
             "process": process,
             "instance": instance["id"],
             "release": instance["release"],
             "port": port,
             "unit": unit,
-            "state": instance_state(props, port, listening),
+            "state": live,
             "result": props.get("Result") or None,
             "restarts": int(props.get("NRestarts") or 0),
             # Waiting to start it again after its crash loop (hop3-recover@).

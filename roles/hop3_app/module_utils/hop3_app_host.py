@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 import time
 
+from ansible.module_utils import hop3_app_routes as routes
+
 APPS_ROOT = "/srv/hop3/apps"
 PORTS_FILE = "/srv/hop3/ports.json"
 PORT_RANGE = (20000, 29999)
@@ -332,6 +334,10 @@ def nginx_worker_pids():
     return set(out.stdout.split())
 
 
+def nginx_running():
+    return systemctl("is-active", "--quiet", "nginx", check=False).returncode == 0
+
+
 def reload_nginx():
     """Check the whole config, reload, and wait until the old workers are gone
     so that no request is still routed to instances about to stop."""
@@ -377,6 +383,9 @@ def remove_app(paths, uploads=()):
     if changed:
         systemctl("daemon-reload")
         systemctl("reset-failed", prefix + "*", check=False)
+    if os.path.exists(routes.app_file(paths.app)):
+        routes.remove(paths.app)
+        changed = True
     if os.path.exists(PORTS_FILE):
         with ports_registry() as ports:
             for port in [p for p, owner in ports.items() if owner == paths.app]:

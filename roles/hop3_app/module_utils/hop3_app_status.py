@@ -9,6 +9,8 @@ An app's wanted instances are those in its state.json. Each one is:
   stopping    systemd is stopping it
   failed      systemd gave up (e.g. its start limit was hit)
   inactive    not running at all (stopped behind Hop3's back)
+  unrouted    (web) running, but nginx's route port does not reach it: the
+              host lost its nftables rule (a deploy or restart puts it back)
 The app is then running (all up), degraded (some), down (none), failed (none,
 and systemd gave up on at least one, or no release serves), stopped (`hop
 stop`), idle (scaled to zero) or deploying (its first release is being built).
