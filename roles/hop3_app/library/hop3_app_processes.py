@@ -205,6 +205,14 @@ class Swap:
         self.nginx_reloaded = False
         # The app's routes file before this run (None: none; False: untouched).
         self.undo_route = False
+        self.timings = {}  # step -> seconds, reported (`hop deploy -v`)
+
+    def timed(self, step, function, *args):
+        started = time.monotonic()
+        try:
+            return function(*args)
+        finally:
+            self.timings[step] = round(self.timings.get(step, 0) + time.monotonic() - started, 2)
 
     # -- units ---------------------------------------------------------------
 
@@ -424,7 +432,7 @@ class Swap:
         keep, new, old = {}, {}, {}
         before_current = self.state.get("current")
         try:
-            self.write_units(spec)
+            self.timed("units", self.write_units, spec)
             for process in sorted(set(wanted) | set(instances), key=lambda p: p != "web"):
                 running = instances.get(process, [])
                 fits = [i for i in running if i["release"] == release_id and i["env"] == env_hash
@@ -434,10 +442,12 @@ class Swap:
                 missing = wanted.get(process, 0) - len(keep[process])
                 new[process] = []
                 if missing > 0:
-                    new[process] = self.start(process, release_id, env_hash, missing)
-                    self.check_alive(process, new[process], spec.get("healthcheck") or {})
+                    new[process] = self.timed("start", self.start, process, release_id,
+                                              env_hash, missing)  # fmt: skip
+                    self.timed("health check", self.check_alive, process, new[process],
+                               spec.get("healthcheck") or {})  # fmt: skip
             web = keep.get("web", []) + new.get("web", [])
-            self.route([i["number"] for i in web], release_id, spec)
+            self.timed("route", self.route, [i["number"] for i in web], release_id, spec)
             if mode == "stopped":
                 self.remove_cron()
             else:
@@ -447,7 +457,7 @@ class Swap:
             self.undo(new, before_current)
             raise
         for process, instances_old in old.items():
-            self.stop(process, instances_old)
+            self.timed("stop old", self.stop, process, instances_old)
         self.state["instances"] = {
             p: keep.get(p, []) + new.get(p, []) for p in wanted if keep.get(p) or new.get(p)
         }
@@ -657,6 +667,7 @@ def reconcile(module, paths, lock):
     lock.finish(ok=True)
     ports = [i["number"] for i in state["instances"].get("web", [])]
     module.exit_json(changed=swap.changed, release=state["current"], ports=ports,
+                     timings=swap.timings,
                      scale=state["scale"], instances=state["instances"],
                      proxy=proxy_settings(state), lock=lock.report)  # fmt: skip
 
