@@ -132,6 +132,7 @@ def ensure_base(write_file):
     if changed or subprocess.run([NFT, "list", "table", *TABLE.split()],
                                  capture_output=True).returncode != 0:  # fmt: skip
         nft("-f", ROUTES_FILE)
+        changed = True
     return changed
 
 
@@ -147,11 +148,12 @@ def loaded_ports(app):
 
 def switch(app, route_port, ports, write_file):
     """Forward the route port to ``ports`` (the file, then the kernel); whether
-    the file changed. A kernel that lost the rule (nft flush) gets it back."""
+    anything changed. A kernel that lost the rule (nft flush) gets it back."""
     text = app_text(app, route_port, ports)
     changed = write_file(app_file(app), text)
     if changed or loaded_ports(app) != sorted(int(p) for p in ports):
         nft("-f", app_file(app))
+        changed = True
     return changed
 
 
