@@ -53,6 +53,15 @@ options:
         app's config before it is built, so the release command already sees
         it. Empty: keep the app's config.
     type: path
+  start:
+    description:
+      - Then run the release's processes, as module hop3_app_processes does
+        (a zero-downtime swap with health checks), in this same call: a
+        redeploy costs one module call instead of two. Keys C(keep_releases)
+        and C(upload) as that module's options; a release built by this
+        call is removed if it fails to start. The result's C(running) is
+        that module's result.
+    type: dict
 author: Hop3
 """
 
@@ -68,6 +77,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
+from ansible.module_utils.hop3_app_swap import run_swap
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
     RELEASE_META,
@@ -411,6 +421,7 @@ def main():
             "launcher": {"type": "str"},
             "env_from": {"type": "path"},
             "lock": LOCK_OPTION,
+            "start": {"type": "dict"},
             "addons": {
                 "type": "list",
                 "elements": "dict",
@@ -453,9 +464,30 @@ def main():
     except BaseException:
         lock.finish(ok=False)
         raise
+    result = {"changed": changed, "release": release_id, "built": built, "timings": timings}
+    if module.params["start"] is not None:
+        result["running"] = start(module, paths, lock, release_id, built)
+        result["changed"] |= result["running"]["changed"]
     lock.finish(ok=True)
-    module.exit_json(changed=changed, release=release_id, built=built, timings=timings,
-                     lock=lock.report)  # fmt: skip
+    module.exit_json(lock=lock.report, **result)
+
+
+def start(module, paths, lock, release_id, built):
+    """Run the release's processes (module_utils/hop3_app_swap.py); a failure
+    fails the module, with the release removed when this call built it."""
+    options = module.params["start"]
+    params = {"release": release_id, "state": "started", "remove_failed": built,
+              "keep_releases": int(options.get("keep_releases", 5)),
+              "upload": options.get("upload") or module.params["source"]}  # fmt: skip
+    try:
+        ok, running = run_swap(params, paths)
+    except BaseException:
+        lock.finish(ok=False)
+        raise
+    if not ok:
+        lock.finish(ok=False)
+        module.fail_json(**running)
+    return running
 
 
 def write_inline_source(path, encoded):
