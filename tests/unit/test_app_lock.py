@@ -8,6 +8,7 @@ import importlib.util
 import itertools
 import json
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -330,3 +331,18 @@ def test_no_anchor_no_keeper(tmp_path):
     lock = new_lock(tmp_path)
     token = lock.acquire("deploy", timeout=45)["token"]
     assert lock_module.spawn_keeper(lock, token, 0.05, None) is None
+
+
+def test_controller_gone_sees_the_other_end_of_stdout_close():
+    """A module whose run was killed must not start a swap: its stdout pipe
+    (to sshd, with SSH pipelining) has no reader any more."""
+    read_end, write_end = os.pipe()
+    try:
+        assert lock_module.controller_gone(write_end) is False
+        os.close(read_end)
+        read_end = None
+        assert lock_module.controller_gone(write_end) is True
+    finally:
+        os.close(write_end)
+        if read_end is not None:
+            os.close(read_end)

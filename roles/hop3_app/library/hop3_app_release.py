@@ -76,7 +76,13 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hop3_app_lock import LOCK_OPTION, LockBusy, LockLost, ModuleLock
+from ansible.module_utils.hop3_app_lock import (
+    LOCK_OPTION,
+    LockBusy,
+    LockLost,
+    ModuleLock,
+    controller_gone,
+)
 from ansible.module_utils.hop3_app_swap import run_swap
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
@@ -385,6 +391,9 @@ def build(module, paths, state, spec, lock):
             steps.append(("release command", spec["release"]))
         for name, command in steps:
             lock.heartbeat()  # a long build keeps its lock; one taken over stops here
+            if controller_gone():
+                raise StepFailed(name, "The run that asked for this build is gone (interrupted, "
+                                 "or its connection lost).")  # fmt: skip
             started = time.monotonic()
             code, output = run_in_release(paths, release_id, command)
             timings[name] = round(time.monotonic() - started, 2)
@@ -475,6 +484,13 @@ def main():
 def start(module, paths, lock, release_id, built):
     """Run the release's processes (module_utils/hop3_app_swap.py); a failure
     fails the module, with the release removed when this call built it."""
+    if controller_gone():
+        # Interrupted during the build: the old release keeps serving, and the
+        # recovery (or the next run) removes the one built (hop3_app_orphans).
+        lock.finish(ok=False)
+        module.fail_json(msg="The run that asked for this deploy is gone (interrupted, or its "
+                             "connection lost) before the switch: release %s was built, not "
+                             "started." % release_id, step="start")  # fmt: skip
     options = module.params["start"]
     params = {"release": release_id, "state": "started", "remove_failed": built,
               "keep_releases": int(options.get("keep_releases", 5)),

@@ -45,6 +45,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import secrets
 import string
 import tempfile
@@ -423,6 +424,20 @@ def _alive(pid):
     except PermissionError:
         return True
     return True
+
+
+def controller_gone(fd=1):
+    """Whether the controller's end of this module's stdout is closed: its run
+    was killed (Ctrl-C, SIGKILL) or its link lost. The module then goes on
+    (nothing kills it), so it must not start a change it could not report.
+    With SSH pipelining stdout is a pipe to sshd, which closes it with the
+    session; poll() reports POLLERR (pipe) or POLLHUP (socket) at once."""
+    try:
+        poller = select.poll()
+        poller.register(fd, 0)  # errors and hang-ups are always reported
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def holder_alive(record):
