@@ -61,6 +61,8 @@ unit: venv
 # sandbox image (`hop sandbox up --image converged`: `hop setup` applied,
 # cached under ~/.cache/hop3/sandbox/converged/ by a hash of roles/ and
 # playbooks/). The first stream to need it builds it; the others wait for it.
+# Each stream's log lists its 30 slowest tests and the reason of every skip.
+PYTEST_REPORT := -q -x -ra --durations=30
 CATALOG_TESTS := $(wildcard tests/integration/test_catalog_*.py)
 CATALOG_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-catalog/config HOP3_STATE_DIR=$(TEST_HOME)-catalog/state HOP3_SANDBOX_NET=9
 PLATFORM_APART := $(addprefix tests/integration/,test_app_state.py test_deploy_failures.py \
@@ -73,11 +75,11 @@ APART_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-apart/config HOP3_STATE_DIR=$(TEST_HOM
 
 integration: system-deps venv
 	@mkdir -p $(TEST_HOME); \
-	$(CATALOG_ENV) $(VENV)/bin/pytest $(CATALOG_TESTS) -q -x -p no:cacheprovider \
+	$(CATALOG_ENV) $(VENV)/bin/pytest $(CATALOG_TESTS) $(PYTEST_REPORT) -p no:cacheprovider \
 		> $(TEST_HOME)/catalog-tests.log 2>&1 & catalog=$$!; \
-	$(APART_ENV) $(VENV)/bin/pytest $(PLATFORM_APART) -q -x -p no:cacheprovider \
+	$(APART_ENV) $(VENV)/bin/pytest $(PLATFORM_APART) $(PYTEST_REPORT) -p no:cacheprovider \
 		> $(TEST_HOME)/apart-tests.log 2>&1 & apart=$$!; \
-	$(TEST_ENV) $(VENV)/bin/pytest tests/integration -q -x \
+	$(TEST_ENV) $(VENV)/bin/pytest tests/integration $(PYTEST_REPORT) \
 		--ignore-glob='tests/integration/test_catalog_*' \
 		$(addprefix --ignore=,$(PLATFORM_APART) $(LOAD_TESTS)); platform=$$?; \
 	wait $$catalog; catalog_status=$$?; wait $$apart; apart_status=$$?; \
