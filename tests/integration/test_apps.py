@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -13,19 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, ssh
+from .conftest import hop, hop_json, http_get, ssh, under_load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
 
 
 def get(address: str, app: str, path: str = "/", timeout: float = 5) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://{address}{path}", headers={"Host": f"{app}.{HOST}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return http_get(address, f"{app}.{HOST}", path, timeout)
 
 
 def copy_example(name: str, tmp_path: Path, version: str | None = None) -> Path:
@@ -46,11 +40,6 @@ def set_version(app_dir: Path, version: str) -> None:
 
 def deploy(app_dir: Path, app: str, check: bool = True):
     return hop("deploy", str(app_dir), "--app", app, "-t", HOST, "--json", check=check)
-
-
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
 
 
 @pytest.fixture(scope="module")
@@ -122,29 +111,15 @@ def test_scale_gives_two_live_instances(flask_app, host):
 
 
 def test_redeploy_under_load_has_zero_failed_requests(flask_app, host):
-    failures, successes, stop = [], [], threading.Event()
+    def probe():
+        status, _ = get(host, "flask", "/", timeout=10)
+        yield status == 200, status
 
-    def load():
-        deadline = time.monotonic() + 120  # bounded, stops by itself
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                status, _ = get(host, "flask", "/", timeout=10)
-                (successes if status == 200 else failures).append(status)
-            except OSError as err:
-                failures.append(repr(err))
-
-    workers = [threading.Thread(target=load) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    try:
-        time.sleep(1)
+    def redeploy():
         set_version(flask_app, "1.1.0")
         deploy(flask_app, "flask")
-        time.sleep(1)
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
+
+    successes, failures = under_load(probe, redeploy)
     assert failures == []
     assert len(successes) > 20
     assert get(host, "flask") == (200, "Hello from python-flask v1.1.0")
