@@ -11,7 +11,7 @@ TEST_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)/config HOP3_STATE_DIR=$(TEST_HOME)/stat
 # nginx-light lets the unit tests check rendered vhosts with `nginx -t`.
 SYSTEM_PACKAGES := debootstrap systemd-container nftables iproute2 openssh-client git rsync curl nginx-light libnginx-mod-http-modsecurity modsecurity-crs
 
-.PHONY: demo test lint unit integration integration-load molecule system-deps venv clean-sandbox
+.PHONY: demo test lint unit integration molecule system-deps venv clean-sandbox
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,9 @@ unit: venv
 #   test_setup.py checks a first `hop setup`, and end with a second setup
 #   that must change nothing after TLS, the WAF, the firewall and the rest;
 # - the deploy-path tests that bring their own apps and failures (state,
-#   failed and interrupted deploys, the converged image;
-#   network 3): PLATFORM_APART;
+#   failed and interrupted deploys, parallel setup of fresh hosts beside busy
+#   loops, the converged image; network 3): PLATFORM_APART, the shortest
+#   stream, so the parallel setup's few minutes go there;
 # - the catalog's (tests/integration/test_catalog_*.py, network 9), which
 #   install real apps.
 # Their outputs follow one another; any stream failing fails the target.
@@ -61,32 +62,27 @@ unit: venv
 # sandbox image (`hop sandbox up --image converged`: `hop setup` applied,
 # cached under ~/.cache/hop3/sandbox/converged/ by a hash of roles/ and
 # playbooks/). The first stream to need it builds it; the others wait for it.
+# Each stream's log lists its 30 slowest tests and the reason of every skip.
+PYTEST_REPORT := -q -x -ra --durations=30
 CATALOG_TESTS := $(wildcard tests/integration/test_catalog_*.py)
 CATALOG_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-catalog/config HOP3_STATE_DIR=$(TEST_HOME)-catalog/state HOP3_SANDBOX_NET=9
 PLATFORM_APART := $(addprefix tests/integration/,test_app_state.py test_deploy_failures.py \
-	test_interrupt.py test_converged_image.py)
-# Fresh hosts set up at once beside busy loops: it failed once with three
-# other streams running (cause not found yet), so it runs alone, not in
-# `make test`: `make integration-load`.
-LOAD_TESTS := tests/integration/test_setup_parallel.py
+	test_interrupt.py test_setup_parallel.py test_converged_image.py)
 APART_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-apart/config HOP3_STATE_DIR=$(TEST_HOME)-apart/state HOP3_SANDBOX_NET=3
 
 integration: system-deps venv
 	@mkdir -p $(TEST_HOME); \
-	$(CATALOG_ENV) $(VENV)/bin/pytest $(CATALOG_TESTS) -q -x -p no:cacheprovider \
+	$(CATALOG_ENV) $(VENV)/bin/pytest $(CATALOG_TESTS) $(PYTEST_REPORT) -p no:cacheprovider \
 		> $(TEST_HOME)/catalog-tests.log 2>&1 & catalog=$$!; \
-	$(APART_ENV) $(VENV)/bin/pytest $(PLATFORM_APART) -q -x -p no:cacheprovider \
+	$(APART_ENV) $(VENV)/bin/pytest $(PLATFORM_APART) $(PYTEST_REPORT) -p no:cacheprovider \
 		> $(TEST_HOME)/apart-tests.log 2>&1 & apart=$$!; \
-	$(TEST_ENV) $(VENV)/bin/pytest tests/integration -q -x \
+	$(TEST_ENV) $(VENV)/bin/pytest tests/integration $(PYTEST_REPORT) \
 		--ignore-glob='tests/integration/test_catalog_*' \
-		$(addprefix --ignore=,$(PLATFORM_APART) $(LOAD_TESTS)); platform=$$?; \
+		$(addprefix --ignore=,$(PLATFORM_APART)); platform=$$?; \
 	wait $$catalog; catalog_status=$$?; wait $$apart; apart_status=$$?; \
 	echo "--- catalog tests (sandbox network 9) ---"; cat $(TEST_HOME)/catalog-tests.log; \
 	echo "--- deploy-path tests (sandbox network 3) ---"; cat $(TEST_HOME)/apart-tests.log; \
 	test $$platform -eq 0 && test $$catalog_status -eq 0 && test $$apart_status -eq 0
-
-integration-load: system-deps venv
-	$(APART_ENV) $(VENV)/bin/pytest $(LOAD_TESTS) -q -p no:cacheprovider
 
 molecule: system-deps venv
 	$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test

@@ -666,7 +666,10 @@ def run_playbook(
     if record:
         history.record(result)
     if result.status == "interrupted":
-        raise interrupted_error(result, name, inventory, extravars or {}, run_dir)
+        error = interrupted_error(result, name, inventory, extravars or {}, run_dir)
+        if audit is not None:
+            record_interrupted(result, audit, inventory)
+        raise error
     if audit is not None and not result.ok and result.status != "canceled":
         record_failures(result, audit, inventory)
     return result
@@ -757,8 +760,23 @@ def record_failures(result: RunResult, audit: dict, inventory: Path) -> None:
         for f in result.failures
         if not f.unreachable and f.host in result.stats
     }
-    if not errors:
-        return
+    if errors:
+        record_afterwards(result, audit, inventory, "failed", errors)
+
+
+def record_interrupted(result: RunResult, audit: dict, inventory: Path) -> None:
+    """Record "interrupted" in the audit log of the run's hosts: the signal
+    stopped the run before its final play (audit-record.yml)."""
+    hosts = [h for h, s in result.stats.items() if not s.unreachable] or result.target.split(",")
+    record_afterwards(result, audit, inventory, "interrupted",
+                      dict.fromkeys(hosts, f"interrupted by {result.signal}"))  # fmt: skip
+
+
+def record_afterwards(
+    result: RunResult, audit: dict, inventory: Path, outcome: str, errors: dict[str, str]
+) -> None:
+    """Run audit-record once more for the hosts in ``errors`` (host → reason),
+    which left the run before its final play; only such runs pay for this."""
     try:
         recorded = run_playbook(
             "audit-record",
@@ -767,7 +785,7 @@ def record_failures(result: RunResult, audit: dict, inventory: Path) -> None:
             verb=f"{result.verb} (audit)",
             extravars={
                 "hop3_audit": audit,
-                "hop3_auditlog_result": "failed",
+                "hop3_auditlog_result": outcome,
                 "hop3_auditlog_errors": errors,
             },
             quiet=True,
@@ -779,7 +797,7 @@ def record_failures(result: RunResult, audit: dict, inventory: Path) -> None:
     if recorded is None or not recorded.ok:
         if recorded is not None:
             detail = "; ".join(f"{f.host}: {f.message}" for f in recorded.failures)
-        print(f"Warning: the failure could not be written to the audit log ({detail}).",
+        print(f"Warning: the {outcome} run could not be written to the audit log ({detail}).",
               file=sys.stderr)  # fmt: skip
 
 

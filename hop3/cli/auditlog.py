@@ -17,7 +17,7 @@ from hop3.errors import HopError
 from .options import RunOptions, run_options
 from .output import raise_on_failure
 
-RESULT_COLOURS = {"ok": "green", "failed": "red", "denied": "yellow"}
+RESULT_COLOURS = {"ok": "green", "failed": "red", "denied": "yellow", "interrupted": "yellow"}
 
 
 def since_time(text: str | None) -> str:

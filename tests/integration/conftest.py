@@ -18,11 +18,16 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 HOP = str(Path(sys.executable).with_name("hop"))
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST_COUNT = 2
 SHARED_IMAGE = pytest.StashKey[str]()
 
@@ -100,6 +105,82 @@ def setup_runs(sandbox_hosts):
     first = hop_json("setup", "-t", "sandbox")
     second = hop_json("setup", "-t", "sandbox")
     return first, second
+
+
+@pytest.fixture(scope="module")
+def host(setup_runs, sandbox_hosts):
+    """The address of sandbox-1, set up: the host most modules deploy to."""
+    return sandbox_hosts[0]["address"]
+
+
+def hop_failure(*args: str) -> str:
+    """Run a `hop` command that must fail without a traceback; its output on one line."""
+    proc = hop(*args, check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return " ".join((proc.stdout + proc.stderr).split())
+
+
+def app_run(app: str, target: str, script: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a shell script in the app's release, as its user, with its config."""
+    return hop("run", app, "-t", target, "--", "sh", "-c", script, check=check)
+
+
+def http_get(address: str, vhost: str, path: str = "/", timeout: float = 10) -> tuple[int, str]:
+    """GET http://ADDRESS/PATH with Host: VHOST; the status and the body (also of an error)."""
+    request = urllib.request.Request(f"http://{address}{path}", headers={"Host": vhost})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def under_load(probe, action, *, seconds: float = 120, workers: int = 4) -> tuple[list, list]:
+    """Run ACTION while WORKERS threads call PROBE over and over (each for at most
+    SECONDS); PROBE yields (ok, detail) per request. The details of the requests
+    that succeeded and of those that failed (an OSError is a failure)."""
+    successes, failures, stop = [], [], threading.Event()
+
+    def load():
+        deadline = time.monotonic() + seconds  # bounded, stops by itself
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                for ok, detail in probe():
+                    (successes if ok else failures).append(detail)
+            except OSError as err:
+                failures.append(repr(err))
+
+    threads = [threading.Thread(target=load) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)
+        action()
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return successes, failures
+
+
+def services_and_app(kind: str, names: tuple[str, ...], app: str, tmp_path_factory, target: str):
+    """For a module fixture (``yield from``): service NAMES[0] of KIND ("pg",
+    "redis") created twice, yielding both results, the other NAMES once, and the
+    Flask example deployed as APP on TARGET; all removed afterwards."""
+    first = hop_json(f"{kind}:create", names[0], "-t", target)
+    second = hop_json(f"{kind}:create", names[0], "-t", target)
+    for name in names[1:]:
+        hop(f"{kind}:create", name, "-t", target)
+    app_dir = tmp_path_factory.mktemp(app) / "python-flask"
+    shutil.copytree(EXAMPLES / "python-flask", app_dir)
+    hop("deploy", str(app_dir), "--app", app, "-t", target)
+    yield first, second
+    hop(f"{kind}:unlink", names[0], app, "-t", target, "--no-restart", check=False)
+    for name in names:
+        hop(f"{kind}:destroy", name, "--yes", "-t", target, check=False)
+    hop("destroy", app, "--yes", "-t", target, check=False)
 
 
 def ssh(address: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hop, secrets_in_runs, ssh, stored
+from .conftest import app_run, hop, secrets_in_runs, ssh, stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
@@ -41,7 +41,7 @@ def sql(address: str, query: str) -> str:
 
 def app_sh(script: str) -> str:
     """Run a shell script in the app's release, as its user, with its config."""
-    return hop("run", APP, "-t", HOST, "--", "sh", "-c", script).stdout.strip()
+    return app_run(APP, HOST, script).stdout.strip()
 
 
 def roles_run(result: dict) -> dict[str, set[str]]:
@@ -53,11 +53,6 @@ def roles_run(result: dict) -> dict[str, set[str]]:
             data = event["event_data"]
             ran.setdefault(data.get("role", ""), set()).add(data["task"])
     return ran
-
-
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, ssh
+from .conftest import hop, hop_json, http_get, ssh
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
@@ -34,12 +32,7 @@ if (Path(os.environ.get("HOP3_SHARED_DIR", "/nonexistent")) / "crash").exists():
 
 
 def get(address: str, path: str = "/") -> tuple[int, str]:
-    request = urllib.request.Request(f"http://{address}{path}", headers={"Host": f"{APP}.{HOST}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return http_get(address, f"{APP}.{HOST}", path)
 
 
 def apps_entry() -> dict:
@@ -147,11 +140,6 @@ def assert_running(address: str) -> dict:
     assert serving_ports(address) == {p["port"] for p in report["processes"]}
     assert check() == 0
     return report
-
-
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
 
 
 @pytest.fixture(scope="module")

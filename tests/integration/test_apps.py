@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, ssh
+from .conftest import hop, hop_json, http_get, ssh
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
 
 
 def get(address: str, app: str, path: str = "/", timeout: float = 5) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://{address}{path}", headers={"Host": f"{app}.{HOST}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return http_get(address, f"{app}.{HOST}", path, timeout)
 
 
 def copy_example(name: str, tmp_path: Path, version: str | None = None) -> Path:
@@ -47,11 +42,6 @@ def set_version(app_dir: Path, version: str) -> None:
 
 def deploy(app_dir: Path, app: str, check: bool = True):
     return hop("deploy", str(app_dir), "--app", app, "-t", HOST, "--json", check=check)
-
-
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
 
 
 @pytest.fixture(scope="module")

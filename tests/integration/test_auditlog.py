@@ -22,11 +22,6 @@ LOG = "/var/log/hop3/audit.jsonl"
 SECRET = "tok-5f1e9c0d-never-logged"
 
 
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
-
-
 def entries(host: str) -> list[dict]:
     """Every entry on the host, rotated files included, oldest first."""
     text = ssh(host, "cd /var/log/hop3 && for f in $(ls -r audit.jsonl.*[0-9]* 2>/dev/null) "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, secrets_in_runs, ssh
+from .conftest import hop, hop_failure, hop_json, secrets_in_runs, ssh
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python-notes"
 APP = "notes"
@@ -44,13 +44,6 @@ def host_of(address: str) -> str:
 def snapshot_ids(*args: str) -> list[str]:
     reports = hop_json("backups", APP, *args)
     return sorted({s["id"] for r in reports.values() for s in r["snapshots"]})
-
-
-def failure(*args: str) -> str:
-    proc = hop(*args, check=False)
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stdout + proc.stderr
-    return " ".join((proc.stdout + proc.stderr).split())
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +108,7 @@ def test_backup_is_encrypted_and_its_key_stays_on_hosts(key_file, hosts):
 def test_disaster_recovery_onto_a_fresh_host(key_file, notes, hosts):
     files_before = ssh(hosts[SOURCE], f"cd /srv/hop3/apps/{APP}/shared && sha256sum notes/*").stdout
     hop("sandbox", "down", SOURCE)  # host 1 is gone, with its disk
-    no_key = failure("restore", APP, "-t", TARGET, "--from", SOURCE, "--repo", REPO)
+    no_key = hop_failure("restore", APP, "-t", TARGET, "--from", SOURCE, "--repo", REPO)
     assert "has no key for the repository" in no_key and "--key-file" in no_key
     hop("restore", APP, "-t", TARGET, "--from", SOURCE, "--repo", REPO, "--key-file", str(key_file))
     assert http(hosts[TARGET], "/notes") == notes
@@ -154,7 +147,7 @@ def test_failing_pg_dump_keeps_snapshots(key_file, hosts):
     before = snapshot_ids("-t", TARGET)
     ssh(hosts[TARGET], "systemctl stop postgresql@15-main")
     try:
-        text = failure("backup", APP, "-t", TARGET)
+        text = hop_failure("backup", APP, "-t", TARGET)
     finally:
         ssh(hosts[TARGET], "systemctl start postgresql@15-main")
     assert "pg_dump of database notes failed, so no snapshot was made" in text
@@ -171,7 +164,7 @@ def test_wrong_key_is_refused_and_changes_nothing(key_file, hosts):
         "echo not-the-platform-key-at-all > /etc/hop3/backup/key",
     )
     try:
-        text = failure("backup", APP, "-t", TARGET)
+        text = hop_failure("backup", APP, "-t", TARGET)
     finally:
         ssh(hosts[TARGET], "cp -p /root/key.saved /etc/hop3/backup/key")
     assert "refused this host's key" in text
@@ -182,7 +175,7 @@ def test_missing_repository_is_reported_not_recreated(key_file, hosts):
     store = "/srv/hop3/backup-store/restic"
     ssh(hosts[REPO], f"mv {store} {store}.moved")
     try:
-        text = failure("backup", APP, "-t", TARGET, "--repo", REPO)
+        text = hop_failure("backup", APP, "-t", TARGET, "--repo", REPO)
         recreated = ssh(hosts[REPO], f"test -e {store}", check=False).returncode == 0
         # Starting over is explicit, and gives an empty repository with the same key.
         hop("backup:init", "--new", "-t", TARGET, "--repo", REPO)
@@ -205,7 +198,7 @@ def test_full_disk_is_reported_and_keeps_snapshots(key_file, hosts):
         f"> /srv/hop3/apps/{APP}/shared/notes/big.bin",
     )
     try:
-        text = failure("backup", APP, "-t", TARGET)
+        text = hop_failure("backup", APP, "-t", TARGET)
         during = snapshot_ids("-t", TARGET)
     finally:
         ssh(hosts[TARGET], f"umount {repo}; rm -f /srv/hop3/apps/{APP}/shared/notes/big.bin")

@@ -15,15 +15,13 @@ import json
 import shutil
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from hop3.source import pack
 
-from .conftest import hop, hop_json, ssh
+from .conftest import hop, hop_json, http_get, ssh
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-2"  # test_apps.py uses sandbox-1; stopping nginx here disturbs none of it
@@ -31,12 +29,7 @@ APP = "kept"
 
 
 def get(address: str, app: str, path: str = "/") -> tuple[int, str]:
-    request = urllib.request.Request(f"http://{address}{path}", headers={"Host": f"{app}.{HOST}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return http_get(address, f"{app}.{HOST}", path)
 
 
 def flask_copy(tmp_path: Path, version: str, procfile: str | None = None) -> Path:

@@ -25,11 +25,6 @@ SITE = "/opt/hop3/lib/python3.11/site-packages"
 
 
 @pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
-
-
-@pytest.fixture(scope="module")
 def other_host(setup_runs, sandbox_hosts):
     return sandbox_hosts[1]["address"]
 

@@ -1,9 +1,11 @@
 """Interrupting `hop deploy` on real sandbox hosts: SIGINT during the build and
 after the switch, SIGTERM, SIGKILL of hop; then what serves over HTTP, what
-runs on the host, the lock, the controller's processes, and that `hop apps`,
-`hop ps` and `hop releases` agree with the host. `hop unlock` and its audit
-entry. The build sleeps (a `[build]` command) so a signal lands in it
-deterministically; the switch is watched on the host."""
+runs on the host, the lock, the controller's processes, the audit entry
+(result interrupted), and that `hop apps`, `hop ps` and `hop releases` agree
+with the host. `hop unlock` and its audit entry; a second run of the recovery
+and of the unlock playbook changes nothing. The build sleeps (a `[build]`
+command) so a signal lands in it deterministically; the switch is watched on
+the host."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from hop3.runner import run_playbook
+from hop3.targets import resolve_target
 
 from .conftest import HOP, hop, hop_json, ssh
 from .test_apps import EXAMPLES, HOST, get, set_version
@@ -149,6 +154,10 @@ def test_a_signal_during_the_build_keeps_the_old_release(host, app_dir, signum, 
     assert state["current"] == before["current"]
     assert [r["id"] for r in state["releases"]] == [r["id"] for r in before["releases"]]
     assert served_version(host) == serving
+    # The run never reached its audit play: hop recorded it afterwards.
+    deploys = [e for e in hop_json("audit:log", APP, "-t", HOST) if e.get("step") == "deploy"]
+    assert deploys[-1]["result"] == "interrupted", deploys[-1]
+    assert deploys[-1]["error"] == f"interrupted by {signal.Signals(signum).name}", deploys[-1]
 
 
 def test_sigint_after_the_switch_says_the_new_release_is_live(host, app_dir):
@@ -208,12 +217,17 @@ def test_two_deploys_at_once_one_waits_and_both_succeed(host, app_dir, tmp_path)
     assert_host_consistent(host)
 
 
-def test_unlock_shows_the_holder_removes_the_lock_and_is_audited(host, app_dir):
+def plant_lock(address: str, controller: str, run: str) -> None:
+    """A lock of the app held by a deploy whose holder is stuck (renewed 5 s ago)."""
     since = time.time() - 5
     record = {"app": APP, "token": "feedbeef", "operation": "deploy", "since": since,
-              "renewed": since, "controller": "ops@laptop pid 4242", "run": "stuck-run",
+              "renewed": since, "controller": controller, "run": run,
               "pid": 1, "timeout": 45}  # fmt: skip
-    ssh(host, f"echo '{json.dumps(record)}' > /srv/hop3/locks/{APP}.json")
+    ssh(address, f"echo '{json.dumps(record)}' > /srv/hop3/locks/{APP}.json")
+
+
+def test_unlock_shows_the_holder_removes_the_lock_and_is_audited(host, app_dir):
+    plant_lock(host, "ops@laptop pid 4242", "stuck-run")
     busy = hop("config:set", APP, "APP_X=1", "-t", HOST, "-i", str(low_wait(app_dir)), check=False)
     flat = " ".join((busy.stdout + busy.stderr).split())
     assert busy.returncode != 0 and f"`hop unlock {APP}`" in flat
@@ -229,6 +243,56 @@ def test_unlock_shows_the_holder_removes_the_lock_and_is_audited(host, app_dir):
     unlocks = [e for e in log if e.get("step") == "unlock"]
     assert unlocks and unlocks[-1]["result"] == "ok" and unlocks[-1]["app"] == APP, log
     assert hop("config:set", APP, "APP_X=1", "-t", HOST).returncode == 0
+
+
+def recap_changed(run_dir: Path) -> dict[str, int]:
+    """Per host, the changed count of a run's recap (its playbook_on_stats event)."""
+    for path in (run_dir / "artifacts" / "job" / "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        if event.get("event") == "playbook_on_stats":
+            return event["event_data"]["changed"]
+    raise AssertionError(f"no recap in {run_dir}")
+
+
+def run_again(playbook: str, verb: str, **extravars: str):
+    """Run one of Hop3's playbooks on HOST the way hop runs it (for playbooks no
+    command runs a second time by itself)."""
+    target = resolve_target(HOST, None)
+    return run_playbook(playbook, inventory=target.inventory, limit=target.limit, verb=verb,
+                        extravars={"hop3_app_name": APP, **extravars}, quiet=True)  # fmt: skip
+
+
+def test_a_second_recovery_changes_nothing(host, app_dir):
+    """app-recover after an interrupted deploy removes the partial release; run
+    again for the same run, it reports changed=0."""
+    proc = start_deploy(app_dir, "6.0.0")
+    wait_for_build(host, proc)
+    proc.send_signal(signal.SIGINT)
+    rc, output = finish(proc)
+    assert rc == 130 and "the partial release" in output, output
+    runs = Path(subprocess.os.environ["HOP3_STATE_DIR"]) / "runs"
+    recovery = sorted(runs.glob("*-deploy_recovery_-*"))[-1]
+    assert recap_changed(recovery).get(HOST, 0) >= 1, recovery
+    again = run_again("app-recover", "deploy (recovery)",
+                      hop3_app_recover_run=Path(run_dir_of(output)).name)  # fmt: skip
+    assert again.ok, again.failures
+    assert again.stats[HOST].changed == 0, again.stats
+    assert again.reports[HOST]["removed"] == [] and again.reports[HOST]["stopped"] == []
+    assert_host_consistent(host)
+
+
+def test_a_second_unlock_changes_nothing(host, app_dir):
+    """The unlock playbook removes a stuck lock (changed), then reports changed=0."""
+    plant_lock(host, "ops@laptop pid 4243", "stuck-run-2")
+    hop("unlock", APP, "--yes", "-t", HOST)
+    first = [r for r in hop_json("history") if r["verb"] == "unlock"][-1]
+    assert first["changed"] >= 1, first
+    # `hop unlock` of an unlocked app stops at its read-only show: run the
+    # remove playbook again as `hop unlock` runs it.
+    again = run_again("unlock", "unlock", hop3_app_lock_admin_action="remove")
+    assert again.ok, again.failures
+    assert again.stats[HOST].changed == 0, again.stats
+    assert again.reports[HOST]["removed"] is False
 
 
 def test_unlock_refuses_bad_input():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, secrets_in_runs, ssh, stored
+from .conftest import hop, hop_failure, hop_json, secrets_in_runs, ssh, stored
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python-mariadb"
 APP = DB = "guestbook"
@@ -49,13 +49,6 @@ def roles_run(result: dict) -> set[str]:
         if event.get("event") == "runner_on_ok":
             ran.add(event["event_data"].get("role", ""))
     return ran
-
-
-def failure(*args: str) -> str:
-    proc = hop(*args, check=False)
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stdout + proc.stderr
-    return " ".join((proc.stdout + proc.stderr).split())
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +129,9 @@ def test_port_3306_is_closed_to_other_hosts(deploys, addresses):
 
 
 def test_bad_names_and_a_linked_database_are_refused(deploys, addresses):
-    assert "reserved by MariaDB" in failure("mariadb:create", "mysql", "-t", HOST)
-    assert "not a valid database name" in failure("mariadb:create", "Bad-Name", "-t", HOST)
-    linked = failure("mariadb:destroy", DB, "-y", "-t", HOST)
+    assert "reserved by MariaDB" in hop_failure("mariadb:create", "mysql", "-t", HOST)
+    assert "not a valid database name" in hop_failure("mariadb:create", "Bad-Name", "-t", HOST)
+    linked = hop_failure("mariadb:destroy", DB, "-y", "-t", HOST)
     assert "Apps still use guestbook" in linked and "mariadb:unlink" in linked
     assert stored(addresses[HOST], "mariadb", DB) is not None
 

@@ -5,13 +5,12 @@ no secret in output or run records, destroy."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, secrets_in_runs, ssh, stored
+from .conftest import app_run, hop, hop_json, secrets_in_runs, services_and_app, ssh, stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
@@ -23,29 +22,13 @@ def sql(address: str, query: str) -> str:
 
 
 def app_sh(script: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a shell script in the app's release, as its user, with its config."""
-    return hop("run", APP, "-t", HOST, "--", "sh", "-c", script, check=check)
-
-
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
+    return app_run(APP, HOST, script, check)
 
 
 @pytest.fixture(scope="module")
 def databases(host, tmp_path_factory):
     """shopdb and otherdb on sandbox-1 and the Flask example as app pgapp."""
-    first = hop_json("pg:create", "shopdb", "-t", HOST)
-    second = hop_json("pg:create", "shopdb", "-t", HOST)
-    hop("pg:create", "otherdb", "-t", HOST)
-    app_dir = tmp_path_factory.mktemp("pgapp") / "python-flask"
-    shutil.copytree(EXAMPLES / "python-flask", app_dir)
-    hop("deploy", str(app_dir), "--app", APP, "-t", HOST)
-    yield first, second
-    hop("pg:unlink", "shopdb", APP, "-t", HOST, "--no-restart", check=False)
-    for name in ("shopdb", "otherdb"):
-        hop("pg:destroy", name, "--yes", "-t", HOST, check=False)
-    hop("destroy", APP, "--yes", "-t", HOST, check=False)
+    yield from services_and_app("pg", ("shopdb", "otherdb"), APP, tmp_path_factory, HOST)
 
 
 def test_create_is_idempotent_and_keeps_the_password_on_the_host(databases, host):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, ssh
+from .conftest import hop, hop_json, ssh, under_load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "php-guestbook"
 HOST = "sandbox-1"
@@ -52,11 +51,6 @@ def set_version(app_dir: Path, version: str) -> None:
 
 def deploy(app_dir: Path, check: bool = True):
     return hop("deploy", str(app_dir), "--app", APP, "-t", HOST, "--json", check=check)
-
-
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
 
 
 @pytest.fixture(scope="module")
@@ -142,34 +136,19 @@ def test_unchanged_redeploy_changes_nothing(app_dir):
 
 
 def test_redeploy_under_load_serves_new_code_without_errors(app_dir, host):
-    failures, successes, stop = [], [], threading.Event()
+    def probe():
+        status, body = get(host, "/", timeout=10)
+        yield status == 200 and body.startswith("Hello from php-guestbook v"), (status, body[:80])
+        status, _ = get(host, "/style.css", timeout=10)
+        yield status == 200, (status, "style.css")
 
-    def load():
-        deadline = time.monotonic() + 180  # bounded, stops by itself
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                status, body = get(host, "/", timeout=10)
-                ok = status == 200 and body.startswith("Hello from php-guestbook v")
-                (successes if ok else failures).append((status, body[:80]))
-                status, _ = get(host, "/style.css", timeout=10)
-                (successes if status == 200 else failures).append((status, "style.css"))
-            except OSError as err:
-                failures.append(repr(err))
-
-    workers = [threading.Thread(target=load) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    try:
-        time.sleep(1)
+    def redeploy():
         set_version(app_dir, "1.1.0")
         started = time.monotonic()
         deploy(app_dir)
         print(f"code-change redeploy: {time.monotonic() - started:.1f} s")
-        time.sleep(1)
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
+
+    successes, failures = under_load(probe, redeploy, seconds=180)
     assert failures == []
     assert len(successes) > 20
     assert get(host) == (200, "Hello from php-guestbook v1.1.0")

@@ -5,13 +5,12 @@ no access without a password, no secret in run records, destroy."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import hop, hop_json, secrets_in_runs, ssh, stored
+from .conftest import app_run, hop, hop_json, secrets_in_runs, services_and_app, ssh, stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "sandbox-1"
@@ -30,29 +29,13 @@ def as_user(address: str, name: str, command: str) -> str:
 
 
 def app_sh(script: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a shell script in the app's release, as its user, with its config."""
-    return hop("run", APP, "-t", HOST, "--", "sh", "-c", script, check=check)
-
-
-@pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
+    return app_run(APP, HOST, script, check)
 
 
 @pytest.fixture(scope="module")
 def instances(host, tmp_path_factory):
     """cache1 and cache2 on sandbox-1 and the Flask example as app redisapp."""
-    first = hop_json("redis:create", "cache1", "-t", HOST)
-    second = hop_json("redis:create", "cache1", "-t", HOST)
-    hop("redis:create", "cache2", "-t", HOST)
-    app_dir = tmp_path_factory.mktemp("redisapp") / "python-flask"
-    shutil.copytree(EXAMPLES / "python-flask", app_dir)
-    hop("deploy", str(app_dir), "--app", APP, "-t", HOST)
-    yield first, second
-    hop("redis:unlink", "cache1", APP, "-t", HOST, "--no-restart", check=False)
-    for name in ("cache1", "cache2"):
-        hop("redis:destroy", name, "--yes", "-t", HOST, check=False)
-    hop("destroy", APP, "--yes", "-t", HOST, check=False)
+    yield from services_and_app("redis", ("cache1", "cache2"), APP, tmp_path_factory, HOST)
 
 
 def test_create_is_idempotent_and_keeps_the_password_on_the_host(instances, host):

@@ -72,11 +72,6 @@ def flask_with(tmp_path: Path, toml: str = "") -> Path:
 
 
 @pytest.fixture(scope="module")
-def host(setup_runs, sandbox_hosts):
-    return sandbox_hosts[0]["address"]
-
-
-@pytest.fixture(scope="module")
 def waf_app(host, tmp_path_factory):
     """python-flask as app 'waf' with no [waf] section: the defaults apply."""
     deploy(flask_with(tmp_path_factory.mktemp("waf")))

@@ -168,3 +168,63 @@ def test_units_summary_keeps_the_active_line_and_failed_processes(units):
     assert summary.startswith("Active: failed (Result: exit-code)")
     assert "ExecStartPre=/bin/sh -c echo broken >&2; exit 3 (code=exited, status=3)" in summary
     assert "status=0/SUCCESS" not in summary
+
+
+class FakeSystemctl:
+    """systemctl whose calls of the given verbs fail (a call PID 1 did not answer
+    in time) as many times as said, while the unit's state is ``props``."""
+
+    def __init__(self, props: dict, failures: dict[str, int]):
+        self.props, self.failures, self.calls = props, dict(failures), []
+
+    def __call__(self, *args):
+        self.calls.append(args[0])
+        if self.failures.get(args[0], 0) > 0:
+            self.failures[args[0]] -= 1
+            return subprocess.CompletedProcess(args, 1, "", "Connection timed out")
+        if args[0] == "show":
+            wanted = args[1].partition("=")[2].split(",")
+            out = "".join(f"{k}={self.props.get(k, '')}\n" for k in wanted)
+            return subprocess.CompletedProcess(args, 0, out, "")
+        if args[0] == "enable":
+            self.props["UnitFileState"] = "enabled"
+        if args[0] == "start":
+            self.props.update(ActiveState="active", Job="")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+
+NEW_UNIT = {"Id": "hop3-firewall.service", "LoadState": "loaded", "ActiveState": "inactive",
+            "UnitFileState": "disabled", "ConditionResult": "no", "Result": "success"}  # fmt: skip
+PARAMS = {"units": ["hop3-firewall.service"], "state": "started", "enabled": True,
+          "daemon_reload": True, "journal_lines": 5, "settle_seconds": 0}  # fmt: skip
+
+
+def test_units_calls_that_time_out_once_are_made_again(units, monkeypatch):
+    fake = FakeSystemctl(dict(NEW_UNIT), {"daemon-reload": 1, "show": 1, "enable": 1})
+    monkeypatch.setattr(units, "systemctl", fake)
+    assert units.converge(PARAMS, check_mode=False) == (
+        ["hop3-firewall.service"], ["hop3-firewall.service"])  # fmt: skip
+    assert fake.props["UnitFileState"] == "enabled" and fake.props["ActiveState"] == "active"
+    assert fake.calls.count("daemon-reload") == 2 and fake.calls.count("enable") == 2
+
+
+def test_units_a_call_that_keeps_failing_names_the_unit(units, monkeypatch):
+    monkeypatch.setattr(units, "systemctl", FakeSystemctl(dict(NEW_UNIT), {"enable": 2}))
+    with pytest.raises(units.UnitError, match=r"cannot enable hop3-firewall\.service"):
+        units.converge(PARAMS, check_mode=False)
+
+
+def test_units_a_queued_start_job_is_not_settled(units, monkeypatch):
+    """A unit whose start job waits in systemd's queue is "inactive": settled()
+    waits for the job to end, not for the first inactive answer."""
+
+    class Queued(FakeSystemctl):
+        def __call__(self, *args):
+            if self.calls.count("show") == 2:  # the job ran after two answers
+                self.props.update(ActiveState="active", Job="")
+            return super().__call__(*args)
+
+    fake = Queued({"ActiveState": "inactive", "Result": "success", "Job": "154"}, {})
+    monkeypatch.setattr(units, "systemctl", fake)
+    assert units.settled("hop3-firewall.service", 90) == ("active", "success")
+    assert fake.calls.count("show") == 3

@@ -17,7 +17,11 @@ options:
     description: Who did what, as user, key, source, via (cli, ssh or git), command (a list) and app.
     type: dict
     required: true
-  result: {description: ok, failed or denied., type: str, default: ok, choices: [ok, failed, denied]}
+  result:
+    description: ok, failed, denied or interrupted (hop was stopped by a signal).
+    type: str
+    default: ok
+    choices: [ok, failed, denied, interrupted]
   error: {description: Why it failed (only the first line is kept)., type: str}
   log_dir: {description: Directory of the log., type: path, default: /var/log/hop3}
   apps_root: {description: Directory of the apps' state., type: path, default: /srv/hop3/apps}
@@ -50,7 +54,11 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "audit": {"type": "dict", "required": True},
-            "result": {"type": "str", "default": "ok", "choices": ["ok", "failed", "denied"]},
+            "result": {
+                "type": "str",
+                "default": "ok",
+                "choices": ["ok", "failed", "denied", "interrupted"],
+            },
             "error": {"type": "str"},
             "log_dir": {"type": "path", "default": "/var/log/hop3"},
             "apps_root": {"type": "path", "default": "/srv/hop3/apps"},

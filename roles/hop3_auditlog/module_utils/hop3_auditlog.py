@@ -44,7 +44,7 @@ LOCK_FILE = ".audit.lock"
 LOG_MODE = 0o640
 LOG_GROUP = "adm"
 MASK = "***"
-RESULTS = ("ok", "failed", "denied")
+RESULTS = ("ok", "failed", "denied", "interrupted")
 VIAS = ("cli", "ssh", "git")
 FIELDS = (
     "time", "host", "user", "key", "source", "via",

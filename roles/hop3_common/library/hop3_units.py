@@ -72,11 +72,30 @@ def parse_show(text):
 
 
 def show(units):
-    proc = systemctl("show", "--property=" + ",".join(PROPERTIES), "--", *units)
-    states = parse_show(proc.stdout)
-    if proc.returncode != 0 or len(states) != len(units):
-        raise UnitError(f"systemctl show failed: {proc.stderr.strip() or 'no output'}")
-    return dict(zip(units, states, strict=True))
+    for _ in range(2):  # a busy PID 1 may not answer a call in time: ask once more
+        proc = systemctl("show", "--property=" + ",".join(PROPERTIES), "--", *units)
+        states = parse_show(proc.stdout)
+        if proc.returncode == 0 and len(states) == len(units):
+            return dict(zip(units, states, strict=True))
+    raise UnitError(f"systemctl show failed: {proc.stderr.strip() or 'no output'}")
+
+
+def daemon_reload():
+    for _ in range(2):
+        proc = systemctl("daemon-reload")
+        if proc.returncode == 0:
+            return
+    raise UnitError(f"systemctl daemon-reload failed: {proc.stderr.strip() or 'no output'}")
+
+
+def enable(unit):
+    """Enable UNIT. A failed call is judged by the unit file's state (the call
+    may time out while PID 1 does the job) and made once more."""
+    for _ in range(2):
+        proc = systemctl("enable", "--", unit)
+        if proc.returncode == 0 or not needs_enable(show([unit])[unit]):
+            return
+    raise UnitError(f"cannot enable {unit}: {proc.stderr.strip()}", unit)
 
 
 class UnitError(RuntimeError):
@@ -126,13 +145,15 @@ def fail_unit(unit, verb, said, lines):
 
 def settled(unit, seconds):
     """The unit's ActiveState and Result once it has left the transient states
-    (activating, deactivating, reloading), or when the time is up."""
+    (activating, deactivating, reloading) and no job of it is queued, or when
+    the time is up. A unit whose start job waits in the queue is "inactive"."""
     deadline = time.monotonic() + seconds
     while True:
-        proc = systemctl("show", "--property=ActiveState,Result", "--", unit)
+        proc = systemctl("show", "--property=ActiveState,Result,Job", "--", unit)
         props = dict(line.partition("=")[::2] for line in proc.stdout.splitlines())
         state = props.get("ActiveState", "")
-        if state not in TRANSIENT or time.monotonic() >= deadline:
+        busy = proc.returncode != 0 or state in TRANSIENT or props.get("Job", "") != ""
+        if not busy or time.monotonic() >= deadline:
             return state, props.get("Result", "")
         time.sleep(0.5)
 
@@ -167,7 +188,7 @@ def act(unit, verb, state, params):
 def converge(params, check_mode):
     units = params["units"]
     if params["daemon_reload"] and not check_mode:
-        systemctl("daemon-reload")
+        daemon_reload()
     states = show(units)
     enabled, acted = [], []
     for unit in units:
@@ -178,9 +199,7 @@ def converge(params, check_mode):
         if params["enabled"] and needs_enable(state):
             enabled.append(unit)
             if not check_mode:
-                proc = systemctl("enable", "--", unit)
-                if proc.returncode != 0:
-                    raise UnitError(f"cannot enable {unit}: {proc.stderr.strip()}", unit)
+                enable(unit)
         verb = {"started": "start", "restarted": "restart", "reloaded": "reload"}[params["state"]]
         active = state.get("ActiveState") == "active"
         if verb == "start" and (active or skipped_by_condition(state)):
