@@ -138,7 +138,6 @@ def test_build_command_is_relocatable_and_quotes_the_path():
 @pytest.fixture
 def paths(tmp_path):
     """An app's paths under tmp_path, its user the one running the tests."""
-
     root = tmp_path / "app"
     root.mkdir()
     user = pwd.getpwuid(os.getuid()).pw_name

@@ -10,6 +10,9 @@ description:
     uv, Node with npm, Go, static, generic), fills config defaults, and runs
     the app's release command. A failed step removes the half-built release.
   - Unchanged source and spec build nothing (changed=false).
+  - A Python release with a requirements.txt links C(.venv) to the app's
+    C(venvs/<key>), built once per key and reused (timing C(python venv (reused))),
+    see module_utils/hop3_app_venv.py.
 options:
   app: {description: App name (already validated)., type: str, required: true}
   spec: {description: The app spec (AppSpec.to_vars())., type: dict, required: true}
