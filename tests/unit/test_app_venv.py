@@ -199,3 +199,24 @@ def test_prune_keeps_listed_keys_only(paths):
 def test_keys_in_use_ignores_what_is_not_a_key():
     state = {"releases": [{"id": "v1", "venv": "../../etc"}, {"id": "v2", "venv": None}]}
     assert venv.keys_in_use(state) == set()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "uv pip install -e .",
+        "pip install extra",
+        "python -m pip install x",
+        "cd lib && pip3 install .",
+        ".venv/bin/python setup.py develop",
+        'echo "$VIRTUAL_ENV"',
+        "/opt/hop3/uv/bin/uv pip install ./plugin",
+    ],
+)
+def test_build_commands_that_may_change_the_venv_keep_it_per_release(command):
+    assert venv.writes_venv(["npm run build", command])
+
+
+def test_ordinary_build_commands_share_the_venv():
+    commands = ["python manage.py collectstatic --noinput", "./pipeline.sh", "make assets", ""]
+    assert not venv.writes_venv(commands)

@@ -107,6 +107,7 @@ from ansible.module_utils.hop3_app_venv import (
     tool_version,
     usable,
     venv_key,
+    writes_venv,
 )
 
 UV = "/opt/hop3/uv/bin/uv"
@@ -259,7 +260,8 @@ class CachedVenv:
     release to the app's venv for this requirements.txt, interpreter, uv and
     build packages (module_utils/hop3_app_venv.py), building it only when it
     is not there yet. ``key`` is the venv's key once the step ran (None: the
-    release has its own venv, as its requirements.txt reads local files)."""
+    release has its own venv, as its requirements.txt reads local files or a
+    build command may install into the venv)."""
 
     def __init__(self, paths, release_id, spec, uv):
         self.paths, self.release_id, self.spec, self.uv = paths, release_id, spec, uv
@@ -270,7 +272,10 @@ class CachedVenv:
         """(timing label, exit code, output) of the step."""
         release_dir = self.paths.release(self.release_id)
         requirements = read_requirements(os.path.join(release_dir, "requirements.txt"))
-        if requirements is None or not cacheable(requirements):
+        build = self.spec["build"]
+        commands = [*build.get("before_build", []), *build.get("build", []),
+                    *build.get("after_build", []), self.spec.get("release") or ""]  # fmt: skip
+        if requirements is None or not cacheable(requirements) or writes_venv(commands):
             return ("python venv", *run_in_release(self.paths, self.release_id, self.command))
         inputs = {
             "python": python_version(),

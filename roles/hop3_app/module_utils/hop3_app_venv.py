@@ -54,6 +54,16 @@ def cacheable(requirements):
     return True
 
 
+# A build command that may install into .venv (uv pip, pip, a path into it):
+# a shared venv would change under the releases that use it.
+VENV_WRITER_RE = re.compile(r"(^|[\s;&|(/])(uv|pip|pip3|easy_install)(\s|$)|\.venv\b|VIRTUAL_ENV")
+
+
+def writes_venv(commands):
+    """Whether one of the app's build commands may change its venv."""
+    return any(VENV_WRITER_RE.search(command) for command in commands)
+
+
 def venv_key(requirements, python, uv, packages, config):
     """The digest of what a venv's content depends on: requirements.txt's bytes,
     the interpreter, uv, the build packages (headers, libraries a wheel is built
