@@ -10,6 +10,9 @@ description:
     uv, Node with npm, Go, static, generic), fills config defaults, and runs
     the app's release command. A failed step removes the half-built release.
   - Unchanged source and spec build nothing (changed=false).
+  - A Python release with a requirements.txt links C(.venv) to the app's
+    C(venvs/<key>), built once per key and reused (timing C(python venv (reused))),
+    see module_utils/hop3_app_venv.py.
 options:
   app: {description: App name (already validated)., type: str, required: true}
   spec: {description: The app spec (AppSpec.to_vars())., type: dict, required: true}
@@ -104,6 +107,23 @@ from ansible.module_utils.hop3_app_host import (
     save_state,
     tail,
     write_file,
+)
+from ansible.module_utils.hop3_app_venv import (
+    build_command,
+    build_dir,
+    cacheable,
+    complete,
+    ensure_venvs_dir,
+    keys_in_use,
+    link,
+    prune,
+    python_version,
+    read_requirements,
+    remove,
+    tool_version,
+    usable,
+    venv_key,
+    writes_venv,
 )
 
 UV = "/opt/hop3/uv/bin/uv"
@@ -228,11 +248,10 @@ def runtime_steps(spec, paths, release_dir):
     if runtime == "python":
         uv = "UV_CACHE_DIR=%s/uv UV_PYTHON_DOWNLOADS=never %s" % (cache, UV)
         if os.path.exists(os.path.join(release_dir, "requirements.txt")):
-            install = "%s pip install --python .venv/bin/python -r requirements.txt" % uv
-        else:
-            install = "%s pip install --python .venv/bin/python ." % uv
-        return [("python venv", "%s venv --quiet --python /usr/bin/python3 .venv && %s"
-                 % (uv, install))]  # fmt: skip
+            return [("python venv", CachedVenv(paths, os.path.basename(release_dir), spec, uv))]
+        # pyproject-based: `uv pip install .` installs the app itself, so its
+        # venv is the release's own.
+        return [("python venv", release_venv_command(uv, "."))]
     if runtime == "node":
         npm = "npm_config_cache=%s/npm npm" % cache
         lock = spec["build"].get("node_lockfile")
@@ -245,6 +264,59 @@ def runtime_steps(spec, paths, release_dir):
             cache, cache, cache)  # fmt: skip
         return [("go build", "%s go build -o bin/app ." % go)]
     return []
+
+
+def release_venv_command(uv, install):
+    return "%s venv --quiet --python /usr/bin/python3 .venv && %s pip install --python " \
+        ".venv/bin/python %s" % (uv, uv, install)  # fmt: skip
+
+
+class CachedVenv:
+    """The "python venv" step of a release with a requirements.txt: link the
+    release to the app's venv for this requirements.txt, interpreter, uv and
+    build packages (module_utils/hop3_app_venv.py), building it only when it
+    is not there yet. ``key`` is the venv's key once the step ran (None: the
+    release has its own venv, as its requirements.txt reads local files or a
+    build command may install into the venv)."""
+
+    def __init__(self, paths, release_id, spec, uv):
+        self.paths, self.release_id, self.spec, self.uv = paths, release_id, spec, uv
+        self.command = release_venv_command(uv, "-r requirements.txt")
+        self.key = None
+
+    def __call__(self):
+        """(timing label, exit code, output) of the step."""
+        release_dir = self.paths.release(self.release_id)
+        requirements = read_requirements(os.path.join(release_dir, "requirements.txt"))
+        build = self.spec["build"]
+        commands = [*build.get("before_build", []), *build.get("build", []),
+                    *build.get("after_build", []), self.spec.get("release") or ""]  # fmt: skip
+        if requirements is None or not cacheable(requirements) or writes_venv(commands):
+            return ("python venv", *run_in_release(self.paths, self.release_id, self.command))
+        inputs = {
+            "python": python_version(),
+            "uv": tool_version([UV, "--version"]),
+            "packages": list(self.spec["build"].get("packages", [])),
+        }
+        key = venv_key(requirements, config=load_env(self.paths), **inputs)
+        ensure_venvs_dir(self.paths)
+        venv = usable(self.paths, key)
+        label = "python venv (reused)"
+        if venv is None:
+            label = "python venv"
+            built = build_dir(self.paths, key)
+            self.command = build_command(self.uv, built)
+            try:
+                code, output = run_in_release(self.paths, self.release_id, self.command)
+                if code != 0:
+                    return label, code, output
+                venv = complete(self.paths, key, built, inputs)
+            finally:
+                if os.path.lexists(built):
+                    remove(built)
+        link(self.paths, release_dir, venv)
+        self.key = key
+        return label, 0, ""
 
 
 def unpack(paths, source, release_dir):
@@ -395,10 +467,14 @@ def build(module, paths, state, spec, lock):
                 raise StepFailed(name, "The run that asked for this build is gone (interrupted, "
                                  "or its connection lost).")  # fmt: skip
             started = time.monotonic()
-            code, output = run_in_release(paths, release_id, command)
-            timings[name] = round(time.monotonic() - started, 2)
+            if callable(command):
+                label, code, output = command()
+            else:
+                label, (code, output) = name, run_in_release(paths, release_id, command)
+            timings[label] = round(time.monotonic() - started, 2)
             if code != 0:
-                raise StepFailed(name, "`%s` exited %d." % (command, code), output)
+                shown = getattr(command, "command", command)
+                raise StepFailed(name, "`%s` exited %d." % (shown, code), output)
     except BaseException:
         shutil.rmtree(release_dir, ignore_errors=True)
         raise
@@ -412,9 +488,20 @@ def build(module, paths, state, spec, lock):
         "build": build_identity(spec),
         "status": "built",
         "spec": spec,
+        **venv_record(steps),
     })  # fmt: skip
     save_state(paths, state)
+    # The venvs no listed release links to any longer (the processes module
+    # prunes old releases after the switch: their venvs go at the next build).
+    with contextlib.suppress(OSError):
+        prune(paths, keys_in_use(state))
     return release_id, timings
+
+
+def venv_record(steps):
+    """The release's venv key for its state entry, when it links to a shared venv."""
+    keys = [c.key for _, c in steps if isinstance(c, CachedVenv) and c.key]
+    return {"venv": keys[0]} if keys else {}
 
 
 def main():
