@@ -245,6 +245,9 @@ class Swap:
             return
         units = [unit_name(self.paths.app, process, i["id"]) for i in instances]
         systemctl("disable", "--no-reload", "--now", "--no-block", *units, check=False)
+        # A failed instance stays loaded, and systemd shows the enablement it
+        # read before the disable until a daemon-reload: unload it instead.
+        systemctl("reset-failed", *units, check=False)
         if process == "web":
             release_ports(self.paths.app, [i["number"] for i in instances])
         self.changed = True
@@ -431,6 +434,10 @@ class Swap:
         self.state["scale"] = {p: n for p, n in wanted.items()} if mode != "stopped" else (
             self.state.get("scale") or {})  # fmt: skip
         self.state["stopped"] = mode == "stopped"
+        if mode == "stopped" and any(old.values()):
+            # `hop stop` is rare and must read true everywhere: `systemctl
+            # status` shows each instance disabled only after a reload.
+            systemctl("daemon-reload", check=False)
 
     def undo(self, new, before_current):
         """Put the host back as it was before this run: stop and disable the
