@@ -143,6 +143,10 @@ PHP_INI_VALUE_BAD_RE = re.compile(r'["$\\\x00-\x1f\x7f]')
 ADDON_COMMANDS = {"postgres": "pg", "redis": "redis", "mariadb": "mariadb"}
 
 
+class ControllerGone(StepFailed):
+    """The run's controller went away during the build (module_utils/hop3_app_lock.py)."""
+
+
 def build_identity(spec):
     """What makes two builds the same: everything but proxy-only settings."""
     return digest({k: v for k, v in spec.items() if k not in ("domains", "proxy", "waf")})
@@ -464,8 +468,8 @@ def build(module, paths, state, spec, lock):
         for name, command in steps:
             lock.heartbeat()  # a long build keeps its lock; one taken over stops here
             if controller_gone():
-                raise StepFailed(name, "The run that asked for this build is gone (interrupted, "
-                                 "or its connection lost).")  # fmt: skip
+                raise ControllerGone(name, "The run that asked for this build is gone "
+                                     "(interrupted, or its connection lost).")  # fmt: skip
             started = time.monotonic()
             if callable(command):
                 label, code, output = command()
@@ -475,6 +479,10 @@ def build(module, paths, state, spec, lock):
             if code != 0:
                 shown = getattr(command, "command", command)
                 raise StepFailed(name, "`%s` exited %d." % (shown, code), output)
+    except ControllerGone:
+        # Left for the recovery of the interrupted run, which removes it and
+        # says so (hop3_app_orphans); else the next build does.
+        raise
     except BaseException:
         shutil.rmtree(release_dir, ignore_errors=True)
         raise
