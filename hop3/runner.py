@@ -9,12 +9,14 @@ deleted when ansible-playbook exits.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
 import secrets
 import shlex
 import shutil
+import socket
 import sys
 import time
 from collections import deque
@@ -27,7 +29,7 @@ from typing import Any
 import ansible_runner
 from ansible_runner.exceptions import AnsibleRunnerException
 
-from hop3 import auditlog, history, interrupt, paths, resources
+from hop3 import ansiballz, auditlog, history, interrupt, paths, resources
 from hop3.errors import HopError
 from hop3.progress import Display, make_display
 
@@ -437,6 +439,16 @@ def prune_runs(root: Path, keep: int = KEEP_RUNS) -> list[Path]:
     return doomed
 
 
+def run_identity(run_dir: Path) -> dict[str, str]:
+    """Who runs this, for the app lock's waiters (roles/hop3_app, lock options):
+    the controller's user@host and hop's pid, and the run's name. Given to a
+    run about an app, so that the role does not fork a shell for them."""
+    return {
+        "hop3_app_lock_controller": f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
+        "hop3_app_lock_run": run_dir.name,
+    }
+
+
 def _falsy(value: str) -> bool:
     return value.strip().lower() in ("0", "false", "no", "off", "n", "f")
 
@@ -468,11 +480,28 @@ def ansible_env(run_dir: Path, *, color: bool, playbook: str = "") -> dict[str, 
     modules = resources.content_root() / "plugins" / "modules"
     if modules.is_dir():
         env["ANSIBLE_LIBRARY"] = str(modules)
+    env.update(_ansiballz_cache_env())
     bin_dir = Path(sys.executable).parent
     if (bin_dir / "ansible-playbook").exists():
         # Use the ansible-playbook installed next to Hop3, even from an unactivated venv.
         env["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
     return env
+
+
+def _ansiballz_cache_env() -> dict[str, str]:
+    """Built module payloads kept between runs (plugins/callback/hop3_ansiballz_cache.py)."""
+    callbacks = resources.content_root() / "plugins" / "callback"
+    if not (callbacks / "hop3_ansiballz_cache.py").is_file() or _falsy(
+        os.environ.get("HOP3_ANSIBALLZ_CACHE", "1")
+    ):
+        return {}
+    enabled = [c for c in os.environ.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    plugin_dirs = [d for d in os.environ.get("ANSIBLE_CALLBACK_PLUGINS", "").split(os.pathsep) if d]
+    return {
+        "ANSIBLE_CALLBACK_PLUGINS": os.pathsep.join([*plugin_dirs, str(callbacks)]),
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join([*enabled, "hop3_ansiballz_cache"]),
+        "HOP3_ANSIBALLZ_CACHE": str(ansiballz.cache_dir()),
+    }
 
 
 # Playbooks that make many module calls per host. Mitogen starts one Python
@@ -586,6 +615,8 @@ def run_playbook(
         extravars = {**(extravars or {}), "hop3_audit": audit}
     run_dir = new_run_dir(verb)
     prune_runs(run_dir.parent)
+    if extravars and "hop3_app_name" in extravars:
+        extravars = {**run_identity(run_dir), **extravars}
 
     color = bool(verbose) and not quiet and sys.stdout.isatty()
     collector = EventCollector(run_dir)

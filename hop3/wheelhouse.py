@@ -41,7 +41,7 @@ from hop3.errors import HopError
 
 PACKAGE = "hop3"
 # Parts of a source checkout that go into the wheel (see pyproject.toml).
-SOURCE_PARTS = ("pyproject.toml", "README.md", "hop3", "playbooks", "roles", "catalog")
+SOURCE_PARTS = ("pyproject.toml", "README.md", "hop3", "playbooks", "roles", "catalog", "plugins")
 _SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _PIP_TIMEOUT = 600

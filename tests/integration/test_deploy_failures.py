@@ -1,7 +1,8 @@
 """Failed deploys leave a clean host, on real sandbox hosts through the real CLI:
 a redeploy that fails after its new instances started (a process that exits at
 once, one that never binds $PORT, nginx stopped) leaves the old release serving
-and nothing of the new one running or enabled; a failed first deploy (a missing
+and nothing of the new one running or enabled (a config change whose instances
+fail also puts the config back); a failed first deploy (a missing
 Debian package, a start command that exits) leaves no app at all; a symlink out
 of the app's tree is refused. Each test compares what serves over HTTP, the
 units systemd runs and enables, the app's lock, and `hop apps`, `hop ps` and
@@ -180,6 +181,20 @@ def test_a_failing_health_check_is_told_apart_from_no_listener(host, kept, tmp_p
     assert proc.returncode != 0
     assert "answers but did not pass the health check" in proc.stderr and "HTTP 404" in proc.stderr
     assert "nothing listens" not in proc.stderr
+    assert_kept_as_before(host, kept)
+
+
+def test_a_config_change_whose_instances_fail_puts_the_config_back(host, kept):
+    """config:set swaps in the same module call; new instances that exit at
+    once leave the old ones serving and the config as it was."""
+    env = f"/srv/hop3/apps/{APP}/env"
+    before = ssh(host, f"cat {env}").stdout
+    proc = hop("config:set", APP, "GUNICORN_CMD_ARGS=--no-such-flag", "-t", HOST, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert "stopped at once" in said and "The config was put back as it was" in said
+    assert ssh(host, f"cat {env}").stdout == before
+    assert "GUNICORN_CMD_ARGS" not in hop_json("config", APP, "-t", HOST)
     assert_kept_as_before(host, kept)
 
 

@@ -17,6 +17,7 @@ def test_wheel_bundles_content_and_resources_find_it(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "hop3/_content/playbooks/setup.yml" in names
     assert any(n.startswith("hop3/_content/roles/hop3_base/tasks/") for n in names)
+    assert "hop3/_content/plugins/callback/hop3_ansiballz_cache.py" in names
 
     target = tmp_path / "site"
     subprocess.run(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -663,3 +664,11 @@ def test_real_run_against_localhost(tmp_path):
     ]
     assert leaks == []
     assert list(result.run_dir.glob("artifacts/*/job_events/*.json"))  # events were kept
+
+
+def test_a_run_about_an_app_names_its_controller_for_the_lock(fake, files):
+    result = run(files, extravars={"hop3_app_name": "shop"})
+    seen = fake.extravars_seen
+    assert seen["hop3_app_lock_run"] == {"__ansible_unsafe": result.run_dir.name}
+    controller = seen["hop3_app_lock_controller"]["__ansible_unsafe"]
+    assert controller.endswith(f" pid {os.getpid()}") and "@" in controller

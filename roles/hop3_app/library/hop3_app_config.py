@@ -20,13 +20,28 @@ options:
       - The app's lock (module_utils/hop3_app_lock.py), taken before any change
         with C(operation); released at the end with C(release).
     type: dict
+  restart:
+    description:
+      - When the config changed, restart the app's processes with it in this
+        same call, as module hop3_app_processes does (a zero-downtime swap
+        with health checks; key C(keep_releases)). If the new instances fail,
+        the old ones keep running and the config is put back as it was. The
+        result's C(running) is that module's result.
+    type: dict
+  finish:
+    description:
+      - When nothing follows this call on the host, append the audit entry
+        (C(audit)) after a successful change (module_utils/hop3_app_finish.py).
+    type: dict
 author: Hop3
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_finish import FINISH_OPTION, finish_run
 from ansible.module_utils.hop3_app_lock import LOCK_OPTION, run_locked
+from ansible.module_utils.hop3_app_swap import run_swap
 from ansible.module_utils.hop3_app_host import (
     AppPaths,
     load_env,
@@ -46,6 +61,8 @@ def main():
             "domains_add": {"type": "list", "elements": "str", "default": []},
             "domains_remove": {"type": "list", "elements": "str", "default": []},
             "lock": LOCK_OPTION,
+            "restart": {"type": "dict"},
+            "finish": FINISH_OPTION,
         },
     )
     paths = AppPaths(module.params["app"])
@@ -79,15 +96,34 @@ def configure(module, paths, lock):
     if domains_changed:
         state["domains_extra"], state["domains_removed"] = extra, removed
         save_state(paths, state)
+    result = {}
+    if env_changed and module.params["restart"] is not None:
+        result["running"] = restart(module, paths, lock, env)
+    result.update(finish_run(paths.root, module.params["finish"]))
     lock.finish(ok=True)
     module.exit_json(
         lock=lock.report,
         changed=bool(env_changed or domains_changed),
+        **result,
         env_changed=bool(env_changed),
         domains_changed=domains_changed,
         env_keys=sorted(new_env),
         proxy=proxy_settings(state),
     )
+
+
+def restart(module, paths, lock, old_env):
+    """Swap the processes to instances that run with the new config; on a
+    failure, the old instances still run, with the config put back."""
+    params = {"state": "started",
+              "keep_releases": int(module.params["restart"].get("keep_releases", 5))}
+    ok, running = run_swap(params, paths)
+    if not ok:
+        save_env(paths, old_env)
+        lock.finish(ok=False)
+        running["msg"] += " The config was put back as it was: nothing changed."
+        module.fail_json(**running)
+    return running
 
 
 if __name__ == "__main__":

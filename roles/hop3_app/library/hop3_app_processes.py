@@ -35,10 +35,16 @@ options:
         with C(operation), or checked with the C(token) of an earlier task of
         the run; released at the end with C(release).
     type: dict
+  finish:
+    description:
+      - When nothing follows this call on the host, append the audit entry
+        (C(audit)) after a successful change (module_utils/hop3_app_finish.py).
+    type: dict
 author: Hop3
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.hop3_app_finish import FINISH_OPTION, finish_run
 from ansible.module_utils.hop3_app_host import AppPaths
 from ansible.module_utils.hop3_app_lock import LOCK_OPTION, run_locked
 from ansible.module_utils.hop3_app_swap import run_swap
@@ -56,6 +62,7 @@ def main():
             "keep_releases": {"type": "int", "default": 5},
             "upload": {"type": "path"},
             "lock": LOCK_OPTION,
+            "finish": FINISH_OPTION,
         },
     )  # fmt: skip
     paths = AppPaths(module.params["app"])
@@ -64,6 +71,8 @@ def main():
 
 def reconcile(module, paths, lock):
     ok, result = run_swap(module.params, paths)
+    if ok:
+        result.update(finish_run(paths.root, module.params["finish"]))
     lock.finish(ok=ok)
     if not ok:
         module.fail_json(**result)

@@ -65,6 +65,15 @@ options:
         call is removed if it fails to start. The result's C(running) is
         that module's result.
     type: dict
+  finish:
+    description:
+      - With C(start), when nothing follows this call on the host: after a
+        successful swap, write the deploy record (C(record), the controller's
+        two fingerprints) and append the audit entry (C(audit), the runner's
+        hop3_audit), as the playbook's last tasks would
+        (module_utils/hop3_app_finish.py). The result says C(recorded) and
+        C(audited).
+    type: dict
 author: Hop3
 """
 
@@ -86,6 +95,7 @@ from ansible.module_utils.hop3_app_lock import (
     ModuleLock,
     controller_gone,
 )
+from ansible.module_utils.hop3_app_finish import FINISH_OPTION, finish_run
 from ansible.module_utils.hop3_app_swap import run_swap
 from ansible.module_utils.hop3_app_host import (
     LAUNCHER,
@@ -526,6 +536,7 @@ def main():
             "env_from": {"type": "path"},
             "lock": LOCK_OPTION,
             "start": {"type": "dict"},
+            "finish": FINISH_OPTION,
             "addons": {
                 "type": "list",
                 "elements": "dict",
@@ -572,6 +583,8 @@ def main():
     if module.params["start"] is not None:
         result["running"] = start(module, paths, lock, release_id, built)
         result["changed"] |= result["running"]["changed"]
+    if module.params["start"] is not None:
+        result.update(finish_run(paths.root, module.params["finish"]))
     lock.finish(ok=True)
     module.exit_json(lock=lock.report, **result)
 

@@ -28,26 +28,8 @@ options:
 author: Hop3
 """
 
-import json
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hop3_auditlog import (
-    record,
-    session_key,
-    session_source,
-)
-
-
-def current_release(apps_root, app):
-    """The app's current release id from its state.json; None without one."""
-    if not app or "/" in app or app.startswith("."):
-        return None
-    try:
-        with open(os.path.join(apps_root, app, "state.json"), encoding="utf-8") as handle:
-            return json.load(handle).get("current") or None
-    except (OSError, ValueError, AttributeError):
-        return None
+from ansible.module_utils.hop3_auditlog import record_run
 
 
 def main():
@@ -65,26 +47,18 @@ def main():
         },
         supports_check_mode=True,
     )
-    audit = module.params["audit"]
-    app = audit.get("app") or None
-    command = audit.get("command") or []
-    if not isinstance(command, list):
-        module.fail_json(msg="audit.command must be a list of strings, not %r" % (command,))
+    if not isinstance(module.params["audit"].get("command") or [], list):
+        module.fail_json(msg="audit.command must be a list of strings, not %r"
+                         % (module.params["audit"].get("command"),))
     if module.check_mode:
         module.exit_json(changed=False, skipped_write=True)
     try:
-        entry = record(
-            audit.get("user"),
-            command,
-            log_dir=module.params["log_dir"],
+        entry = record_run(
+            module.params["audit"],
             result=module.params["result"],
-            app=app,
-            key=audit.get("key") or session_key(),
-            source=audit.get("source") or session_source(),
-            via=audit.get("via") or "cli",
-            step=audit.get("step"),
-            release=current_release(module.params["apps_root"], app),
             error=module.params["error"],
+            log_dir=module.params["log_dir"],
+            apps_root=module.params["apps_root"],
         )
     except (OSError, ValueError) as exc:
         module.fail_json(msg="Could not write the audit log: %s" % exc)

@@ -245,6 +245,44 @@ def record(user, command, log_dir=LOG_DIR, **fields):
     return entry
 
 
+APPS_ROOT = "/srv/hop3/apps"
+
+
+def current_release(app, apps_root=APPS_ROOT):
+    """The app's current release id from its state.json; None without one."""
+    if not app or "/" in app or app.startswith("."):
+        return None
+    try:
+        with open(os.path.join(apps_root, app, "state.json"), encoding="utf-8") as handle:
+            return json.load(handle).get("current") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def record_run(audit, result="ok", error=None, log_dir=LOG_DIR, apps_root=APPS_ROOT):
+    """Append the entry of one run, from the runner's ``hop3_audit`` (who did
+    what), with the app's current release; a missing key or source is taken
+    from the SSH session this runs in. Modules call this: hop3_audit_record,
+    and the last module of a deploy or config change (role hop3_app)."""
+    app = audit.get("app") or None
+    command = audit.get("command") or []
+    if not isinstance(command, list):
+        raise ValueError("audit.command must be a list of strings, not %r" % (command,))
+    return record(
+        audit.get("user"),
+        command,
+        log_dir=log_dir,
+        result=result,
+        app=app,
+        key=audit.get("key") or session_key(),
+        source=audit.get("source") or session_source(),
+        via=audit.get("via") or "cli",
+        step=audit.get("step"),
+        release=current_release(app, apps_root),
+        error=error,
+    )
+
+
 # --- reading -------------------------------------------------------------------
 
 
