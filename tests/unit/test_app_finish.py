@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,11 @@ def _load(name: str, path: Path):
 
 
 @pytest.fixture
-def finish():
+def finish(monkeypatch):
+    # The module_utils it imports, under the names Ansible gives them.
+    for name in ("hop3_app_routes", "hop3_app_host"):
+        util = _load(name, ROLES / f"hop3_app/module_utils/{name}.py")
+        monkeypatch.setitem(sys.modules, f"ansible.module_utils.{name}", util)
     return _load("hop3_app_finish", ROLES / "hop3_app/module_utils/hop3_app_finish.py")
 
 

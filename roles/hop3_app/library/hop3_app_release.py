@@ -583,7 +583,6 @@ def main():
     if module.params["start"] is not None:
         result["running"] = start(module, paths, lock, release_id, built)
         result["changed"] |= result["running"]["changed"]
-    if module.params["start"] is not None:
         result.update(finish_run(paths.root, module.params["finish"]))
     lock.finish(ok=True)
     module.exit_json(lock=lock.report, **result)

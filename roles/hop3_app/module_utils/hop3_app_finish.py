@@ -22,6 +22,8 @@ playbooks set along with ``finish``.
 import hashlib
 import os
 
+from ansible.module_utils.hop3_app_host import write_file
+
 try:
     from ansible.module_utils.hop3_auditlog import record_run
 except ImportError:  # role hop3_auditlog is not part of this playbook
@@ -56,10 +58,7 @@ def write_deployed_record(app_dir, prints):
     text = "%s\n%s\n" % (prints[0], prints[1])
     text += _sha256_line(os.path.join(app_dir, "state.json"), "state.json")
     text += _sha256_line(os.path.join(app_dir, "env"), "env")
-    temporary = os.path.join(app_dir, RECORD + ".new")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.rename(temporary, os.path.join(app_dir, RECORD))
+    write_file(os.path.join(app_dir, RECORD), text)
 
 
 def finish_run(app_dir, options, **audit_dirs):
