@@ -599,8 +599,13 @@ def run_playbook(
     quiet: bool = False,
     record: bool = True,
     check: bool = False,
+    skip_tags: tuple[str, ...] = (),
 ) -> RunResult:
     """Run a playbook (a name under playbooks/, or an absolute path) on the hosts in ``limit``.
+
+    ``skip_tags`` leaves out tasks the caller knows have nothing to do: Ansible
+    drops them when it loads the playbook, where a false ``when`` would still
+    cost a worker per host and task.
 
     A playbook that fails on hosts is a result, not an exception; HopError is
     raised only when the run could not start (missing files, an inventory or
@@ -624,6 +629,8 @@ def run_playbook(
     statuses: list[str] = []
     handler_errors: list[Exception] = []
     cmdline = ["--check"] if check else []
+    if skip_tags:
+        cmdline += ["--skip-tags", ",".join(skip_tags)]
     extravars_file = None
     started = datetime.now(UTC)
     clock = time.monotonic()

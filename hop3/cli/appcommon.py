@@ -11,8 +11,12 @@ from .options import RunOptions
 from .output import raise_on_failure
 
 
-def run_app_playbook(playbook: str, app: str, opts: RunOptions, verb: str, quiet=None, **extra):
-    """Run ``playbook`` for ``app`` on the command's target; return the result."""
+def run_app_playbook(playbook: str, app: str, opts: RunOptions, verb: str, quiet=None,
+                     skip_tags: tuple[str, ...] = (), **extra):  # fmt: skip
+    """Run ``playbook`` for ``app`` on the command's target; return the result.
+
+    ``extra`` are the playbook's variables; ``skip_tags`` its steps that the
+    command knows have nothing to do (see run_playbook)."""
     from hop3.appspec import validate_app_name
     from hop3.runner import run_playbook
     from hop3.targets import resolve_target
@@ -28,6 +32,7 @@ def run_app_playbook(playbook: str, app: str, opts: RunOptions, verb: str, quiet
         verbose=opts.verbose,
         quiet=opts.json if quiet is None else quiet,
         record=verb not in ("apps", "ps", "releases", "config"),
+        skip_tags=skip_tags,
     )
     if not (opts.json if quiet is None else quiet):
         echo_lock_waits(app, result.reports)

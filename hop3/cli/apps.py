@@ -78,8 +78,23 @@ def run_deploy(path: Path, app_name: str | None, opts: RunOptions, *, ref: str |
         extravars=extravars,
         verbose=opts.verbose,
         quiet=opts.json,
+        skip_tags=deploy_skip_tags(extravars, target.hosts if limit is None else None),
     )
     return spec, result
+
+
+def deploy_skip_tags(extravars: dict, hosts: list[str] | None) -> tuple[str, ...]:
+    """The steps of playbooks/deploy.yml that this deploy has no use for.
+
+    No addons: no addon step. Every host to deploy has only a new source
+    (``hosts``, known when hop3/deployed.py read them all): no vhost to write
+    and no record task, since the build's call records the deploy itself.
+    """
+    skip = [] if extravars.get("hop3_app_addons") else ["hop3_deploy_addons"]
+    code_only = set(extravars.get("hop3_app_proxy_unchanged_hosts") or ())
+    if hosts and set(hosts) <= code_only:
+        skip += ["hop3_deploy_vhost", "hop3_deploy_record"]
+    return tuple(skip)
 
 
 INLINE_SOURCE_MAX = 256 * 1024

@@ -74,6 +74,11 @@ def _parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
+# A config change without domain changes has no vhost to write
+# (playbooks/config.yml): its step is left out rather than skipped.
+NO_DOMAIN_STEP = ("hop3_config_domains",)
+
+
 @click.command("config:set")
 @click.argument("app")
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
@@ -83,8 +88,9 @@ def config_set(app: str, assignments: tuple[str, ...], no_restart: bool, opts: R
     """Set config variables of APP and restart it without downtime."""
     values = _parse_assignments(assignments)
     _, result = run_app_playbook(
-        "config", app, opts, "config:set", hop3_app_env_set=values, hop3_app_restart=not no_restart
-    )
+        "config", app, opts, "config:set", skip_tags=NO_DOMAIN_STEP,
+        hop3_app_env_set=values, hop3_app_restart=not no_restart,
+    )  # fmt: skip
     finish(result, opts.json, success=f"Set {', '.join(values)} on {app}.")
 
 
@@ -100,7 +106,7 @@ def config_unset(app: str, keys: tuple[str, ...], no_restart: bool, opts: RunOpt
     for key in keys:
         validate_env_key(key)
     _, result = run_app_playbook(
-        "config", app, opts, "config:unset",
+        "config", app, opts, "config:unset", skip_tags=NO_DOMAIN_STEP,
         hop3_app_env_unset=list(keys), hop3_app_restart=not no_restart,
     )  # fmt: skip
     finish(result, opts.json, success=f"Unset {', '.join(keys)} on {app}.")

@@ -168,13 +168,17 @@ def test_a_deploy_that_waits_too_long_fails_clearly_and_changes_nothing(host, tm
     held = json.loads(ssh(host, "cat /srv/hop3/locks/conc-wait.json").stdout)
     assert held["token"] == "feedbeef"  # the failed run did not free another run's lock
 
-    # config and rollback wait for the same lock and fail the same way.
+    # config and rollback wait for the same lock and fail the same way. The
+    # lease is renewed first: on a slow machine the runs above can outlast it
+    # (45 s), and an expired lease is rightly taken over.
+    hold_lock(host, "conc-wait", age=5)
     code = subprocess.run([HOP, "config:set", "conc-wait", "APP_X=1", "-t", HOST, "-i",
                            str(inventory)], capture_output=True, text=True)  # fmt: skip
     assert code.returncode != 0 and "this config waited 3 s" in " ".join(
         code.stdout.split() + code.stderr.split()
     )
     assert "APP_X" not in ssh(host, "cat /srv/hop3/apps/conc-wait/env").stdout
+    hold_lock(host, "conc-wait", age=5)
     restart = subprocess.run([HOP, "restart", "conc-wait", "-t", HOST, "-i", str(inventory)],
                              capture_output=True, text=True)  # fmt: skip
     said = " ".join(restart.stdout.split() + restart.stderr.split())

@@ -672,3 +672,8 @@ def test_a_run_about_an_app_names_its_controller_for_the_lock(fake, files):
     assert seen["hop3_app_lock_run"] == {"__ansible_unsafe": result.run_dir.name}
     controller = seen["hop3_app_lock_controller"]["__ansible_unsafe"]
     assert controller.endswith(f" pid {os.getpid()}") and "@" in controller
+
+
+def test_skipped_tags_reach_ansible_playbook(fake, files):
+    run(files, skip_tags=("hop3_deploy_vhost", "hop3_deploy_record"))
+    assert fake.kwargs["cmdline"] == "--skip-tags hop3_deploy_vhost,hop3_deploy_record"
