@@ -59,8 +59,9 @@ unit: venv
 #   that must change nothing after TLS, the WAF, the firewall and the rest;
 # - the deploy-path tests that bring their own apps and failures (state,
 #   failed and interrupted deploys, parallel setup of fresh hosts beside busy
-#   loops, the converged image; network 3): PLATFORM_APART, the shortest
-#   stream, so the parallel setup's few minutes go there;
+#   loops, the converged image) and the backups with their own two hosts
+#   (network 3): PLATFORM_APART, chosen so that this stream and the
+#   platform's take about as long (the platform's was the longest by far);
 # - the catalog's (tests/integration/test_catalog_*.py, network 9), which
 #   install real apps.
 # Their outputs follow one another; any stream failing fails the target.
@@ -73,7 +74,7 @@ PYTEST_REPORT := -q -x -ra --durations=30
 CATALOG_TESTS := $(wildcard tests/integration/test_catalog_*.py)
 CATALOG_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-catalog/config HOP3_STATE_DIR=$(TEST_HOME)-catalog/state HOP3_SANDBOX_NET=9
 PLATFORM_APART := $(addprefix tests/integration/,test_app_state.py test_deploy_failures.py \
-	test_interrupt.py test_setup_parallel.py test_converged_image.py)
+	test_interrupt.py test_setup_parallel.py test_converged_image.py test_backup.py)
 APART_ENV := HOP3_CONFIG_DIR=$(TEST_HOME)-apart/config HOP3_STATE_DIR=$(TEST_HOME)-apart/state HOP3_SANDBOX_NET=3
 
 integration: system-deps venv

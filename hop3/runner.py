@@ -506,25 +506,43 @@ def _ansiballz_cache_env() -> dict[str, str]:
 
 # Playbooks that make many module calls per host. Mitogen starts one Python
 # interpreter per host and run (about 2.5 s here) and then makes each call
-# cheap, so it pays from about ten calls: a converged `hop setup` (about 20)
-# is 2 s faster with it, a redeploy (three) 1.3 s slower (docs/performance.md).
-MITOGEN_PLAYBOOKS = frozenset({"setup.yml", "restore.yml"})
+# cheap, so it pays from about ten calls: a full `hop setup` (about 20) is
+# 2 s faster with it, a redeploy (three) 1.3 s slower (docs/performance.md).
+# `hop setup` picks it for its converging play only (many_calls_strategy):
+# a host with nothing to do costs it one call.
+MITOGEN_PLAYBOOKS = frozenset({"restore.yml"})
 
 
-def _mitogen_env(playbook: str = "") -> dict[str, str]:
-    """The Mitogen strategy for the playbooks it speeds up, when it is installed.
-
-    HOP3_MITOGEN=1 uses it for every playbook, HOP3_MITOGEN=0 for none.
-    """
-    choice = os.environ.get("HOP3_MITOGEN", "")
-    if choice == "0" or (choice != "1" and Path(playbook).name not in MITOGEN_PLAYBOOKS):
-        return {}
+def _mitogen_plugins() -> Path | None:
+    if os.environ.get("HOP3_MITOGEN", "") == "0":
+        return None
     try:
         import ansible_mitogen
     except ImportError:
+        return None
+    return Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+
+
+def many_calls_strategy() -> str:
+    """The strategy for a play with many module calls per host, passed as an
+    extra var to a play that names its own: Mitogen's when it is installed."""
+    return "mitogen_linear" if _mitogen_plugins() else "linear"
+
+
+def _mitogen_env(playbook: str = "") -> dict[str, str]:
+    """Mitogen's strategy on the plugin path, and the strategy of every play
+    of the playbooks it speeds up.
+
+    HOP3_MITOGEN=1 uses it for every playbook, HOP3_MITOGEN=0 for none.
+    """
+    plugins = _mitogen_plugins()
+    if plugins is None:
         return {}
-    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
-    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+    env = {"ANSIBLE_STRATEGY_PLUGINS": str(plugins)}
+    choice = os.environ.get("HOP3_MITOGEN", "")
+    if choice == "1" or Path(playbook).name in MITOGEN_PLAYBOOKS:
+        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+    return env
 
 
 def as_unsafe(value: Any) -> Any:

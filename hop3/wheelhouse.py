@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +47,13 @@ _SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _PIP_TIMEOUT = 600
 _KEEP_ARCHIVES = 6
+# An archive used this recently is never pruned: another checkout (a test
+# run beside a session) may still set hosts up with it.
+_KEEP_USED_SECONDS = 24 * 3600
+# Zip and tar timestamps of a build (SOURCE_DATE_EPOCH, 1980-01-01, the
+# oldest a zip holds): the same source gives the same archive, byte for byte,
+# so a rebuilt archive never makes set-up hosts reinstall Hop3.
+_BUILD_EPOCH = 315532800
 
 
 # --------------------------------------------------------------------------- what goes in
@@ -175,6 +183,8 @@ def ensure_wheelhouse(cache: Path | None = None) -> tuple[Path, str]:
     with open(cache / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if archive.is_file() and checksum.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(archive)  # last used: what pruning goes by
             return archive, checksum.read_text(encoding="utf-8").strip()
         with tempfile.TemporaryDirectory(prefix="wheelhouse-", dir=cache) as work:
             built = build_archive(Path(work), __version__, key, pins, tag)
@@ -208,6 +218,7 @@ def build_archive(work: Path, version: str, key: str, pins: dict[str, str], tag:
 
 
 def _plain_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = _BUILD_EPOCH
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     info.mode = 0o644
@@ -216,8 +227,11 @@ def _plain_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def _pip(args: list[str], what: str) -> None:
     command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(_BUILD_EPOCH)}
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=_PIP_TIMEOUT)
+        proc = subprocess.run(
+            command, capture_output=True, text=True, timeout=_PIP_TIMEOUT, env=env
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise _cannot_build(what, str(err)) from err
     if proc.returncode != 0:
@@ -280,14 +294,18 @@ def file_sha256(path: Path) -> str:
 
 
 def _prune(cache: Path, keep: Path) -> None:
-    """Keep the newest few archives (another checkout may still use an older one)."""
+    """Keep the few archives used last, and every one used within a day
+    (another checkout may still use an older one)."""
     pattern = re.compile(r"^hop3-.+\.tar$")
     archives = sorted(
         (p for p in cache.iterdir() if pattern.match(p.name) and p != keep),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
+    recent = time.time() - _KEEP_USED_SECONDS
     for old in archives[_KEEP_ARCHIVES - 1 :]:
+        if old.stat().st_mtime >= recent:
+            continue
         with contextlib.suppress(OSError):
             old.unlink()
             old.with_name(old.name + ".sha256").unlink()

@@ -13,8 +13,13 @@ from .output import finish, raise_on_failure
 
 
 @click.command()
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Run every step, even on hosts that are as their last setup left them.",
+)
 @run_options
-def setup(opts: RunOptions) -> None:
+def setup(opts: RunOptions, full: bool) -> None:
     """Converge hosts into Hop3 servers (safe to run again).
 
     Installs base packages and nginx (404 for unknown hosts), lays out
@@ -23,24 +28,49 @@ def setup(opts: RunOptions) -> None:
     80 and 443 only) and fail2ban for SSH, installs this Hop3 in /opt/hop3
     (offline, from a wheelhouse built here) and the `hop3` SSH user. Hosts of
     a group run in parallel.
+
+    A host on which nothing changed since its last setup (the same Hop3 and
+    variables; every file, package, unit and firewall rule that setup manages
+    as it left them) is checked in one step and left out; --full runs every
+    step anyway.
     """
     from hop3 import wheelhouse
-    from hop3.runner import run_playbook
+    from hop3.runner import many_calls_strategy, run_playbook
     from hop3.targets import resolve_target
 
     target = resolve_target(opts.target, opts.inventory)
     archive, sha256 = wheelhouse.ensure_wheelhouse()
+    extravars = wheelhouse.setup_extravars(archive, sha256)
+    extravars["hop3_setup_strategy"] = many_calls_strategy()
+    if full:
+        extravars["hop3_setup_state_full"] = True
     result = run_playbook(
         "setup",
         inventory=target.inventory,
         limit=target.limit,
         verb="setup",
-        extravars=wheelhouse.setup_extravars(archive, sha256),
+        extravars=extravars,
         verbose=opts.verbose,
         quiet=opts.json,
     )
-    finish(result, opts.json, success=f"Set up {len(result.stats)} host(s); "
-           f"{result.changed} change(s).")  # fmt: skip
+    summary = [f"Set up {len(result.stats)} host(s); {result.changed} change(s)."]
+    summary += setup_steps_summary(result.reports, opts.verbose)
+    finish(result, opts.json, success="\n".join(summary))
+
+
+def setup_steps_summary(reports: dict, verbose: int) -> list[str]:
+    """Which hosts were left out (nothing changed) and, with -v, why the others were not."""
+    unchanged = sorted(h for h, r in reports.items() if r.get("setup") == "unchanged")
+    lines = []
+    if unchanged:
+        lines.append(
+            f"Unchanged since their last setup, checked in one step: {', '.join(unchanged)} "
+            "(hop setup --full runs every step)."
+        )
+    if verbose:
+        for host in sorted(h for h, r in reports.items() if r.get("setup") == "converging"):
+            lines.append(f"{host}: every step ran: {reports[host].get('reason', '?')}.")
+    return lines
 
 
 @click.command()

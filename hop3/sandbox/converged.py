@@ -154,7 +154,7 @@ def _build(base: Path, target: Path) -> None:
 def _setup(host) -> None:
     """Run the setup playbook on the builder, as `hop setup` does (not recorded)."""
     from hop3 import wheelhouse
-    from hop3.runner import run_playbook
+    from hop3.runner import many_calls_strategy, run_playbook
 
     from .hosts import _inventory_vars
 
@@ -169,7 +169,10 @@ def _setup(host) -> None:
             inventory=inventory,
             limit=BUILDER_NAME,
             verb="setup",
-            extravars=wheelhouse.setup_extravars(archive, sha256),
+            extravars={
+                **wheelhouse.setup_extravars(archive, sha256),
+                "hop3_setup_strategy": many_calls_strategy(),
+            },
             quiet=True,
             record=False,
         )

@@ -101,9 +101,10 @@ def sandbox_hosts(hop_env, request):
 
 @pytest.fixture(scope="session")
 def setup_runs(sandbox_hosts):
-    """`hop setup` twice on all sandbox hosts: results of the first and second run."""
+    """`hop setup` twice on all sandbox hosts: results of the first and second run
+    (the second with --full: every step runs, and must change nothing)."""
     first = hop_json("setup", "-t", "sandbox")
-    second = hop_json("setup", "-t", "sandbox")
+    second = hop_json("setup", "-t", "sandbox", "--full")
     return first, second
 
 

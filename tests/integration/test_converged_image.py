@@ -65,7 +65,7 @@ def test_setup_on_it_converges_then_changes_nothing(address):
     first = hop_json("setup", "-t", HOST)
     assert first["status"] == "successful"
     assert first["stats"][HOST]["failed"] == 0
-    second = hop_json("setup", "-t", HOST)
+    second = hop_json("setup", "-t", HOST, "--full")
     assert second["stats"][HOST]["changed"] == 0
     entries = [json.loads(line) for line in ssh(address, "cat /var/log/hop3/audit.jsonl")
                .stdout.splitlines()]  # fmt: skip

@@ -71,7 +71,7 @@ def test_install_needs_no_network(other_host):
     assert int(out[1]) >= 2 and out[2] == "0"  # --no-index, nothing fetched
     assert out[3] == KEPT_LINE  # the keys file is never overwritten
     ssh(other_host, f": > {KEYS_FILE}")
-    assert hop_json("setup", "-t", "sandbox-2")["changed"] == 0
+    assert hop_json("setup", "-t", "sandbox-2", "--full")["changed"] == 0
 
 
 def test_host_side_cli_lists_apps_deployed_from_the_controller(host):

@@ -129,7 +129,7 @@ def test_platform_services_and_app_units_run(rebooted, deployed, host):
 
 
 def test_setup_after_the_reboot_changes_nothing(rebooted, host):
-    result = hop_json("setup", "-t", HOST)
+    result = hop_json("setup", "-t", HOST, "--full")
     assert result["status"] == "successful"
     assert {h: s["changed"] for h, s in result["stats"].items()} == {HOST: 0}
 

@@ -38,11 +38,53 @@ def test_second_setup_changes_nothing(setup_runs):
 def test_setup_after_everything_else_still_changes_nothing(setup_runs):
     """After every other module (apps with TLS and the WAF, firewall rules,
     backing services, backups), `hop setup` finds nothing to change."""
-    again = hop_json("setup", "-t", "sandbox")
+    again = hop_json("setup", "-t", "sandbox", "--full")
     assert again["status"] == "successful"
     assert {host: stats["changed"] for host, stats in again["stats"].items()} == {
         host: 0 for host in again["stats"]
     }
+
+
+def test_a_setup_with_nothing_to_do_checks_each_host_in_one_step(setup_runs, sandbox_hosts):
+    """After a full setup, the next one finds every host as it left it and runs
+    none of the roles' steps; the record it keeps on each host is root's alone."""
+    names = sorted(h["name"] for h in sandbox_hosts)
+    hop_json("setup", "-t", "sandbox")  # whatever earlier modules changed
+    again = hop_json("setup", "-t", "sandbox")
+    assert again["status"] == "successful" and again["changed"] == 0
+    assert {h: r["setup"] for h, r in again["reports"].items()} == dict.fromkeys(names, "unchanged")
+    # The comparison, the audit entry and their argument checks: no role's step.
+    assert {h: s["ok"] for h, s in again["stats"].items()} == dict.fromkeys(names, 4)
+    mode = ssh(sandbox_hosts[0]["address"], "stat -c '%a %U' /var/lib/hop3/setup-state.json")
+    assert mode.stdout.split() == ["600", "root"]
+
+
+def test_a_setup_repairs_what_changed_by_hand_and_says_what(setup_runs, sandbox_hosts):
+    """A file setup manages, edited by hand on one host: the next setup runs
+    every step there (and names the file with -v), puts the file back, and
+    leaves the other host out."""
+    edited, other = sandbox_hosts[1], sandbox_hosts[0]
+    jail = "/etc/fail2ban/jail.d/hop3.local"
+    hop_json("setup", "-t", "sandbox")
+    before = ssh(edited["address"], f"cat {jail}").stdout
+    ssh(edited["address"], f"echo '# edited by hand' >> {jail}")
+    out = hop("setup", "-t", "sandbox", "-v").stdout
+    assert f"{edited['name']}: every step ran: {jail} changed since the last setup." in out
+    assert f"checked in one step: {other['name']} " in out
+    assert ssh(edited["address"], f"cat {jail}").stdout == before
+    again = hop_json("setup", "-t", "sandbox")
+    assert {h: r["setup"] for h, r in again["reports"].items()} == {
+        edited["name"]: "unchanged", other["name"]: "unchanged",
+    }  # fmt: skip
+
+
+def test_setup_full_runs_every_step_on_an_unchanged_host(setup_runs, sandbox_hosts):
+    name = sandbox_hosts[0]["name"]
+    hop_json("setup", "-t", name)
+    full = hop_json("setup", "-t", name, "--full")
+    assert full["reports"][name] == {"setup": "converging",
+                                     "reason": "every step was asked for (--full)"}  # fmt: skip
+    assert full["stats"][name]["changed"] == 0 and full["stats"][name]["ok"] > 20
 
 
 def test_unknown_hosts_get_404_from_default_server(setup_runs, sandbox_hosts):

@@ -57,7 +57,7 @@ def parallel_runs(fresh_hosts, busy_machine):
     """The first and second `hop setup` of the fresh hosts, all at once, under load."""
     target = ",".join(HOSTS)
     first = hop_json("setup", "-t", target, check=False)
-    second = hop_json("setup", "-t", target, check=False)
+    second = hop_json("setup", "-t", target, "--full", check=False)
     return first, second
 
 

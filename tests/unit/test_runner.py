@@ -241,7 +241,7 @@ def test_ansible_settings_come_from_the_environment(fake, files, hop3_dirs, monk
 @pytest.mark.parametrize(
     ("choice", "playbook", "mitogen"),
     [
-        ("", "setup.yml", True),  # many module calls: Mitogen pays
+        ("", "setup.yml", False),  # its converging play picks it (many_calls_strategy)
         ("", "/x/playbooks/restore.yml", True),
         ("", "deploy.yml", False),  # three calls: its start-up costs more than it saves
         ("", "config.yml", False),
@@ -253,6 +253,13 @@ def test_mitogen_only_for_playbooks_it_speeds_up(monkeypatch, choice, playbook, 
     monkeypatch.setenv("HOP3_MITOGEN", choice)
     env = runner._mitogen_env(playbook)
     assert (env.get("ANSIBLE_STRATEGY") == "mitogen_linear") is mitogen
+    assert ("ANSIBLE_STRATEGY_PLUGINS" in env) is (choice != "0")
+
+
+@pytest.mark.parametrize(("choice", "strategy"), [("", "mitogen_linear"), ("0", "linear")])
+def test_a_play_with_many_calls_gets_mitogen_unless_turned_off(monkeypatch, choice, strategy):
+    monkeypatch.setenv("HOP3_MITOGEN", choice)
+    assert runner.many_calls_strategy() == strategy
 
 
 def test_user_choice_of_host_key_checking_is_kept(fake, files, monkeypatch):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import tarfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -105,6 +107,26 @@ def test_real_build_then_cache_hit(tmp_path):
     assert requirements == [f"{n}=={v}" for n, v in manifest["pins"].items()]
     wheels = [n for n in names if n.endswith(".whl")]
     assert len(wheels) == len(manifest["pins"]) + 1
-    mtime = archive.stat().st_mtime
+    inode = archive.stat().st_ino
     assert wheelhouse.ensure_wheelhouse(tmp_path) == (archive, sha)
-    assert archive.stat().st_mtime == mtime
+    assert archive.stat().st_ino == inode  # found, not built again
+    # Built again from the same source (its cache pruned), the archive is the
+    # same bytes: hosts set up with the first need no reinstall.
+    archive.unlink()
+    assert wheelhouse.ensure_wheelhouse(tmp_path) == (archive, sha)
+
+
+def test_pruning_keeps_archives_used_lately(tmp_path):
+    now = time.time()
+    for age_days in range(10):
+        old = tmp_path / f"hop3-0.1.0-cp311-{age_days:016d}.tar"
+        old.write_bytes(b"x")
+        old.with_name(old.name + ".sha256").write_text("s\n")
+        os.utime(old, (now - age_days * 3.5 * 3600, now - age_days * 3.5 * 3600))
+    keep = tmp_path / "hop3-0.1.0-cp311-new.tar"
+    keep.write_bytes(b"y")
+    wheelhouse._prune(tmp_path, keep=keep)
+    left = sorted(p.name for p in tmp_path.glob("*.tar"))
+    # Used within a day (0-21 h ago): all kept; older ones beyond the newest few go.
+    assert [f"hop3-0.1.0-cp311-{a:016d}.tar" for a in range(7)] + [keep.name] == left
+    assert not (tmp_path / f"hop3-0.1.0-cp311-{9:016d}.tar.sha256").exists()

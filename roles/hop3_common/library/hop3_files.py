@@ -23,7 +23,9 @@ description:
   - C(touch) creates an empty file when there is none and otherwise only
     corrects its owner, group and mode: its content (a log) is never touched.
   - Returns the paths that changed and the C(tag)s of the entries that
-    changed, so the role reloads only the services whose files changed.
+    changed, so the role reloads only the services whose files changed, and
+    C(managed), every entry's path and state (what C(hop3_setup_state)
+    watches between two setups).
 options:
   files:
     description: >-
@@ -210,7 +212,8 @@ def main():
         paths, tags = converge(module.params["files"], module.check_mode)
     except (EntryError, OSError) as err:
         module.fail_json(msg=f"Cannot converge the files: {err}.")
-    module.exit_json(changed=bool(paths), updated_paths=paths, updated_tags=tags)
+    managed = [{"path": e["path"], "state": e.get("state") or "file"} for e in module.params["files"]]
+    module.exit_json(changed=bool(paths), updated_paths=paths, updated_tags=tags, managed=managed)
 
 
 if __name__ == "__main__":
