@@ -49,3 +49,13 @@ def run_tasks(tmp_path: Path, tasks: list[dict], role: str) -> dict:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(out.read_text())
+
+
+def run_module(path: Path, args: dict) -> dict:
+    """Run a module file as Ansible does (a process with its arguments on stdin); its result."""
+    proc = subprocess.run(
+        [sys.executable, str(path)],
+        input=json.dumps({"ANSIBLE_MODULE_ARGS": args}),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return json.loads(proc.stdout)

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from hop3.cli import firewall as cli
+
+from . import localplay
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "hop3_firewall"
@@ -39,12 +40,7 @@ def module():
 
 def run_module(**args) -> dict:
     """Run the module as Ansible does: a process with its arguments on stdin."""
-    proc = subprocess.run(
-        [sys.executable, str(MODULE)],
-        input=json.dumps({"ANSIBLE_MODULE_ARGS": args}),
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    return json.loads(proc.stdout)
+    return localplay.run_module(MODULE, args)
 
 
 def config(module, ssh_port=22, ssh_sources=(), web_ports=(80, 443), inventory=(), extra=()):

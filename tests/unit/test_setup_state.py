@@ -15,17 +15,14 @@ import yaml
 
 from hop3.cli.platform import setup_steps_summary
 
+from . import localplay
+
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "hop3_setup_state"
 MODULE = ROLE / "library" / "hop3_setup_state.py"
 
 
 def run_module(**args) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(MODULE)],
-        input=json.dumps({"ANSIBLE_MODULE_ARGS": args}),
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    return json.loads(proc.stdout)
+    return localplay.run_module(MODULE, args)
 
 
 def host(tmp_path: Path) -> dict:
